@@ -1,0 +1,1 @@
+"""hearthdb: pyinfra operations, facts and deploy functions for PostgreSQL + pgvector memory stores."""

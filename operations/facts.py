@@ -1,0 +1,119 @@
+"""Combined facts: each is one remote command, whatever the number of roles and databases."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+from pyinfra import host
+from pyinfra.api import FactBase
+
+from .queries import DATABASE_QUERY, SERVER_QUERY
+
+
+class DebPackageStatus(FactBase):
+    """Installed versions of the named Debian packages (absent ones are left out).
+
+    .. code:: python
+
+        {"postgresql-17": "17.6-0+deb13u1", "postgresql-17-pgvector": "0.8.0-1"}
+    """
+
+    def command(self, packages: list[str]) -> str:
+        names = " ".join(shlex.quote(p) for p in packages)
+        # dpkg-query exits 1 when a package is unknown; that is an answer, not a failure.
+        fmt = "'${Package} ${db:Status-Abbrev} ${Version}\\n'"
+        return f"dpkg-query -W -f {fmt} {names} 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> dict[str, str]:
+        installed = {}
+        for line in output:
+            parts = line.split()
+            if len(parts) == 3 and parts[1].startswith("ii"):
+                installed[parts[0]] = parts[2]
+        return installed
+
+
+class PgClusters(FactBase):
+    """Clusters known to postgresql-common (`pg_lsclusters`), keyed by "version/name".
+
+    .. code:: python
+
+        {"17/main": {"version": 17, "name": "main", "port": 5432, "online": True,
+                     "owner": "postgres", "data_directory": "/var/lib/postgresql/17/main"}}
+    """
+
+    def command(self) -> str:
+        return "if command -v pg_lsclusters >/dev/null; then pg_lsclusters -h; fi"
+
+    def process(self, output: list[str]) -> dict[str, dict[str, Any]]:
+        clusters = {}
+        for line in output:
+            parts = line.split()
+            if len(parts) < 6 or not parts[0].isdigit():
+                continue
+            clusters[f"{parts[0]}/{parts[1]}"] = {
+                "version": int(parts[0]),
+                "name": parts[1],
+                "port": int(parts[2]),
+                "online": parts[3].startswith("online"),
+                "owner": parts[4],
+                "data_directory": parts[5],
+            }
+        return clusters
+
+
+def psql_base(port: int, database: str = "postgres") -> str:
+    return f"psql -X -q -A -t -v ON_ERROR_STOP=1 -p {int(port)} -d {shlex.quote(database)}"
+
+
+class PgState(FactBase):
+    """The whole server in one remote command: server properties, all roles, all databases, and the
+    installed extensions of every database (psql reconnects per database inside one process).
+
+    Returns ``{}`` when psql is missing or the cluster is not running. Otherwise:
+
+    .. code:: python
+
+        {"server": {"version_num": 170006, "data_checksums": True, "encoding": "UTF8", ...},
+         "roles": {"logos": {"login": True, "superuser": False, ..., "member_of": []}},
+         "databases": {"logos_db": {"owner": "logos", ..., "extensions": {"vector": "0.8.0"}}},
+         "available_extensions": {"vector": {"default": "0.8.0", "versions": ["0.8.0", ...]}}}
+    """
+
+    def command(self, version: int, cluster: str, port: int) -> str:
+        psql = psql_base(port)
+        # The first psql writes a script (the server query, then `\connect` and the per-database query
+        # for every database); the second runs it. One SSH round trip, one sudo, two psql processes.
+        gen = (
+            f"SELECT $s${SERVER_QUERY};$s$ UNION ALL "
+            f"(SELECT format(E'\\\\connect %s\\n%s;', quote_ident(datname), $d${DATABASE_QUERY}$d$) "
+            "FROM pg_database WHERE datallowconn ORDER BY datname)"
+        )
+        return (
+            f"if command -v psql >/dev/null && pg_lsclusters -h {int(version)} {shlex.quote(cluster)} "
+            "2>/dev/null | grep -q online; then "
+            f"{psql} -c {shlex.quote(gen)} | {psql}; fi"
+        )
+
+    def process(self, output: list[str]) -> dict[str, Any]:
+        if not output:
+            return {}
+        state: dict[str, Any] = json.loads(output[0])
+        state["roles"] = state.get("roles") or {}
+        state["databases"] = state.get("databases") or {}
+        for line in output[1:]:
+            row = json.loads(line)
+            db = state["databases"].get(row["db"])
+            if db is not None:
+                db["extensions"] = row["extensions"] or {}
+        return state
+
+
+# Facts about the server are read as the postgres user, over its local socket (peer authentication).
+PSQL_USER = {"_sudo": True, "_sudo_user": "postgres"}
+
+
+def pg_state(version: int, cluster: str, port: int) -> dict[str, Any]:
+    return host.get_fact(PgState, version=version, cluster=cluster, port=port, **PSQL_USER)

@@ -1,0 +1,48 @@
+"""Catalog queries behind the combined facts. Each returns one JSON value per row (`json_build_object`),
+so parsing never splits psql output on separators."""
+
+# Server-wide state: properties fixed at initdb, every role, every database, available extensions.
+# The role password is never returned: only the SCRAM salt and iteration count (to recompute the
+# verifier on the controller) and a digest of the stored verifier to compare with.
+SERVER_QUERY = r"""
+SELECT json_build_object(
+  'server', json_build_object(
+    'version_num', current_setting('server_version_num')::int,
+    'data_checksums', current_setting('data_checksums') = 'on',
+    'encoding', (SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = 'template1'),
+    'collate', (SELECT datcollate FROM pg_database WHERE datname = 'template1'),
+    'ctype', (SELECT datctype FROM pg_database WHERE datname = 'template1'),
+    'start_time', pg_postmaster_start_time()),
+  'roles', (SELECT json_object_agg(a.rolname, json_build_object(
+    'superuser', a.rolsuper, 'login', a.rolcanlogin, 'inherit', a.rolinherit,
+    'createdb', a.rolcreatedb, 'createrole', a.rolcreaterole, 'replication', a.rolreplication,
+    'bypassrls', a.rolbypassrls, 'connection_limit', a.rolconnlimit,
+    'scram', CASE WHEN a.rolpassword ~ '^SCRAM-SHA-256\$[0-9]+:' THEN json_build_object(
+        'iterations', split_part(split_part(a.rolpassword, '$', 2), ':', 1)::int,
+        'salt', split_part(split_part(a.rolpassword, '$', 2), ':', 2),
+        'digest', encode(sha256(convert_to(a.rolpassword, 'UTF8')), 'hex')) END,
+    'has_password', a.rolpassword IS NOT NULL,
+    'settings', (SELECT s.setconfig FROM pg_db_role_setting s
+                 WHERE s.setrole = a.oid AND s.setdatabase = 0),
+    'member_of', (SELECT coalesce(json_agg(b.rolname ORDER BY b.rolname), '[]'::json)
+                  FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid WHERE m.member = a.oid))
+    ORDER BY a.rolname)
+    FROM pg_authid a WHERE a.rolname !~ '^pg_'),
+  'databases', (SELECT json_object_agg(d.datname, json_build_object(
+    'owner', pg_get_userbyid(d.datdba), 'encoding', pg_encoding_to_char(d.encoding),
+    'collate', d.datcollate, 'ctype', d.datctype, 'acl', d.datacl::text[],
+    'allow_connections', d.datallowconn, 'extensions', NULL) ORDER BY d.datname)
+    FROM pg_database d WHERE NOT d.datistemplate),
+  'available_extensions', (SELECT json_object_agg(e.name, json_build_object(
+    'default', e.default_version,
+    'versions', (SELECT json_agg(v.version ORDER BY v.version) FROM pg_available_extension_versions v
+                 WHERE v.name = e.name)) ORDER BY e.name)
+    FROM pg_available_extensions e)
+)
+""".strip()
+
+# Per database, run after `\connect`: its installed extensions and their versions.
+DATABASE_QUERY = r"""
+SELECT json_build_object('db', current_database(),
+  'extensions', (SELECT json_object_agg(extname, extversion ORDER BY extname) FROM pg_extension))
+""".strip()
