@@ -117,9 +117,7 @@ class Cluster(Strict):
             try:
                 ipaddress.ip_address(addr)
             except ValueError:
-                raise ValueError(
-                    f"listen_addresses: {addr!r} is not an IP address, 'localhost' or '*'"
-                ) from None
+                raise ValueError(f"listen_addresses: {addr!r} is not an IP address, 'localhost' or '*'") from None
         return self
 
 

@@ -44,10 +44,7 @@ def _lab_entries() -> list[HostEntry]:
         rows = json.loads(path.read_text())
     except FileNotFoundError:
         rows = []
-    return [
-        HostEntry(name=r["name"], host=r["address"], user=r["user"], port=r["port"], key=r["key"])
-        for r in rows
-    ]
+    return [HostEntry(name=r["name"], host=r["address"], user=r["user"], port=r["port"], key=r["key"]) for r in rows]
 
 
 def _file_entries(path: Path) -> list[HostEntry]:

@@ -68,6 +68,4 @@ def extensions(desired: dict[str, DatabaseSpec], version: int, cluster: str, por
     + desired: database name -> DatabaseSpec (its `extensions`)
     + version, cluster, port: the cluster to act on
     """
-    yield from _converge(
-        "databases' extensions", "databases", plan_extensions, desired, version, cluster, port
-    )
+    yield from _converge("databases' extensions", "databases", plan_extensions, desired, version, cluster, port)

@@ -24,11 +24,7 @@ def plan_roles(desired: dict[str, RoleSpec], actual: dict[str, dict[str, Any]]) 
     for name, spec in desired.items():
         have = actual.get(name)
         if have is None:
-            out.append(
-                stmt(
-                    f"CREATE ROLE {{}} {_flag_sql(spec)} CONNECTION LIMIT {int(spec.connection_limit)}", name
-                )
-            )
+            out.append(stmt(f"CREATE ROLE {{}} {_flag_sql(spec)} CONNECTION LIMIT {int(spec.connection_limit)}", name))
             continue
         changed = tuple(f for f in ROLE_FLAGS if bool(have.get(f)) != getattr(spec, f))
         if changed:

@@ -84,8 +84,6 @@ def cluster(version: int, cluster_name: str, port: int, locale: str, encoding: s
         problems.append(f"locale is {server.get('collate')}, declared {locale}")
     if problems:
         raise ClusterMismatch(
-            f"cluster {key}: "
-            + "; ".join(problems)
-            + " (fixed at initdb; hearthdb never re-initialises a cluster)"
+            f"cluster {key}: " + "; ".join(problems) + " (fixed at initdb; hearthdb never re-initialises a cluster)"
         )
     host.noop(f"cluster {key} is running")

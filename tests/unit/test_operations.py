@@ -1,0 +1,111 @@
+"""Operations driven with canned facts: the commands they yield, or the no-op they report."""
+
+from __future__ import annotations
+
+import pytest
+
+from operations import objects, server
+from operations.desired import DatabaseSpec, RoleSpec
+from operations.errors import ClusterMismatch
+from operations.facts import DebPackageStatus, PgClusters, PgState
+from operations.psql import SqlCommand
+
+from .fakehost import run_op
+
+WHERE = {"version": 17, "cluster": "main", "port": 5432}
+ONLINE = {
+    "17/main": {
+        "version": 17,
+        "name": "main",
+        "port": 5432,
+        "online": True,
+        "owner": "postgres",
+        "data_directory": "/var/lib/postgresql/17/main",
+    }
+}
+SERVER = {"data_checksums": True, "encoding": "UTF8", "collate": "C.UTF-8", "ctype": "C.UTF-8"}
+CLUSTER_ARGS = {
+    "version": 17,
+    "cluster_name": "main",
+    "port": 5432,
+    "locale": "C.UTF-8",
+    "encoding": "UTF8",
+    "data_checksums": True,
+}
+
+
+def test_packages_installs_only_missing_ones() -> None:
+    cmds, _ = run_op(
+        server.packages,
+        {DebPackageStatus: {"postgresql-17": "17.6"}},
+        names=["postgresql-17", "postgresql-17-pgvector"],
+    )
+    assert len(cmds) == 1
+    assert cmds[0].startswith("apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install")
+    assert cmds[0].endswith(" postgresql-17-pgvector")
+
+
+def test_packages_noop_when_all_installed() -> None:
+    cmds, host = run_op(server.packages, {DebPackageStatus: {"a": "1", "b": "2"}}, names=["a", "b"])
+    assert cmds == []
+    assert host.noops == ["packages a, b are installed"]
+
+
+def test_cluster_created_with_declared_fixed_properties() -> None:
+    cmds, _ = run_op(server.cluster, {PgClusters: {}}, **CLUSTER_ARGS)
+    assert [str(c) for c in cmds] == [
+        "pg_createcluster --port 5432 --locale C.UTF-8 --encoding UTF8 --start 17 main -- --data-checksums"
+    ]
+
+
+def test_stopped_cluster_is_started() -> None:
+    facts = {PgClusters: {"17/main": {**ONLINE["17/main"], "online": False}}}
+    cmds, _ = run_op(server.cluster, facts, **CLUSTER_ARGS)
+    assert cmds == ["pg_ctlcluster 17 main start"]
+
+
+def test_running_cluster_is_a_noop() -> None:
+    cmds, host = run_op(server.cluster, {PgClusters: ONLINE, PgState: {"server": SERVER}}, **CLUSTER_ARGS)
+    assert cmds == []
+    assert host.noops == ["cluster 17/main is running"]
+
+
+@pytest.mark.parametrize(
+    ("server_facts", "message"),
+    [
+        ({**SERVER, "data_checksums": False}, "data_checksums is False, declared True"),
+        ({**SERVER, "collate": "en_US.UTF-8"}, "locale is en_US.UTF-8, declared C.UTF-8"),
+    ],
+)
+def test_fixed_property_mismatch_is_an_error_never_a_reinit(server_facts: dict, message: str) -> None:
+    with pytest.raises(ClusterMismatch, match=message):
+        run_op(server.cluster, {PgClusters: ONLINE, PgState: {"server": server_facts}}, **CLUSTER_ARGS)
+
+
+def test_port_mismatch_is_an_error() -> None:
+    with pytest.raises(ClusterMismatch, match="runs on port 5432, declared 5433"):
+        run_op(server.cluster, {PgClusters: ONLINE}, **{**CLUSTER_ARGS, "port": 5433})
+
+
+def test_roles_op_sends_one_psql_with_sql_on_stdin() -> None:
+    cmds, host = run_op(objects.roles, {PgState: {"roles": {}}}, desired={"logos": RoleSpec("logos")}, **WHERE)
+    assert len(cmds) == 1
+    cmd = cmds[0]
+    assert isinstance(cmd, SqlCommand)
+    # Executed: psql alone; the SQL travels on stdin, as the postgres user.
+    assert cmd.get_raw_value() == "psql -X -q -A -t -v ON_ERROR_STOP=1 -p 5432 -d postgres"
+    assert cmd.connector_arguments["_stdin"].startswith('CREATE ROLE "logos" LOGIN')
+    assert cmd.connector_arguments["_sudo_user"] == "postgres"
+    # Shown (pyinfra output, --dry): the statements too.
+    assert 'CREATE ROLE "logos" LOGIN' in str(cmd)
+    # One combined fact read, whatever the number of roles.
+    assert [c[0] for c in host.fact_calls] == ["PgState"]
+
+
+def test_converged_databases_and_extensions_are_noops() -> None:
+    spec = DatabaseSpec("logos_db", "logos", "UTF8", "C.UTF-8")
+    state = {PgState: {"databases": {"logos_db": {"owner": "logos", "extensions": {}}}}}
+    for op in (objects.databases, objects.extensions):
+        cmds, host = run_op(op, state, desired={"logos_db": spec}, **WHERE)
+        assert cmds == []
+        assert host.noops and host.noops[0].startswith("1 ")
