@@ -20,6 +20,8 @@ class DebPackageStatus(FactBase):
         {"postgresql-17": "17.6-0+deb13u1", "postgresql-17-pgvector": "0.8.0-1"}
     """
 
+    default = dict
+
     def command(self, packages: list[str]) -> str:
         names = " ".join(shlex.quote(p) for p in packages)
         # dpkg-query exits 1 when a package is unknown; that is an answer, not a failure.
@@ -43,6 +45,8 @@ class PgClusters(FactBase):
         {"17/main": {"version": 17, "name": "main", "port": 5432, "online": True,
                      "owner": "postgres", "data_directory": "/var/lib/postgresql/17/main"}}
     """
+
+    default = dict
 
     def command(self) -> str:
         return "if command -v pg_lsclusters >/dev/null; then pg_lsclusters -h; fi"
@@ -81,6 +85,8 @@ class PgState(FactBase):
          "databases": {"logos_db": {"owner": "logos", ..., "extensions": {"vector": "0.8.0"}}},
          "available_extensions": {"vector": {"default": "0.8.0", "versions": ["0.8.0", ...]}}}
     """
+
+    default = dict
 
     def command(self, version: int, cluster: str, port: int) -> str:
         psql = psql_base(port)

@@ -1,0 +1,41 @@
+"""SCRAM-SHA-256 verifiers computed on the controller (RFC 5802/7677, PostgreSQL's stored format).
+
+The server only ever receives the verifier, never the password; an unchanged password is detected by
+recomputing the verifier with the stored salt and iteration count, so it is never re-sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+ITERATIONS = 4096  # PostgreSQL's scram_iterations default
+SALT_BYTES = 16
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def verifier(password: str, salt: bytes | None = None, iterations: int = ITERATIONS) -> str:
+    """`SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`, as in pg_authid.rolpassword.
+
+    Passwords are printable ASCII (the config refuses others), for which SASLprep is the identity.
+    """
+    salt = secrets.token_bytes(SALT_BYTES) if salt is None else salt
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    return f"SCRAM-SHA-256${iterations}:{_b64(salt)}${_b64(stored_key)}:{_b64(server_key)}"
+
+
+def matches(password: str, stored: dict | None) -> bool:
+    """Whether `password` is the one behind a stored verifier, known by its salt, iteration count and
+    the sha256 digest of the whole verifier string (what the PgState fact returns)."""
+    if not stored:
+        return False
+    candidate = verifier(password, base64.b64decode(stored["salt"]), int(stored["iterations"]))
+    return hmac.compare_digest(hashlib.sha256(candidate.encode()).hexdigest(), stored["digest"])
