@@ -10,6 +10,7 @@ import difflib
 import ipaddress
 import os
 import re
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -124,20 +125,119 @@ class Cluster(Strict):
 class SharedDatabase(Strict):
     name: Name = "hearthminds_db"
     owner: Name = "hearthminds"
+    monitor: bool = True  # owner gets pg_monitor and CONNECT on every AI database
+    read_ai_data: bool = False  # owner gets pg_read_all_data (read-only access to AI data)
 
 
-class HearthConfig(Strict):
-    cluster: Cluster = Field(default_factory=Cluster)
-    shared_db: SharedDatabase = Field(default_factory=SharedDatabase)
-    ai_names: list[Name] = Field(default_factory=lambda: ["logos", "aletheia"])
-    ai_db_suffix: Annotated[str, Field(pattern=r"^[a-z0-9_]{0,16}$")] = "_db"
-    default_extensions: list[Extension] = Field(default_factory=lambda: [Extension(name="vector")])
+Scalar = bool | int | float | str
+PREDEFINED_ROLES = frozenset(
+    """pg_monitor pg_read_all_settings pg_read_all_stats pg_stat_scan_tables pg_read_all_data
+    pg_write_all_data pg_signal_backend pg_checkpoint pg_maintain pg_use_reserved_connections
+    pg_create_subscription pg_read_server_files pg_write_server_files pg_execute_server_program
+    pg_database_owner""".split()
+)
+SETTING_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
+
+
+class Role(Strict):
+    login: bool = True
+    superuser: bool = False
+    createdb: bool = False
+    createrole: bool = False
+    replication: bool = False
+    bypassrls: bool = False
+    connection_limit: Annotated[int, Field(ge=-1, le=10000)] = -1
+    settings: dict[str, Scalar] = Field(default_factory=dict)
+    member_of: list[str] = Field(default_factory=list)
+    password: bool | None = None  # default: login roles have one
+    state: Literal["present", "absent"] = "present"
+
+    @model_validator(mode="after")
+    def _check(self) -> Role:
+        for key in self.settings:
+            if not SETTING_NAME_RE.match(key):
+                raise ValueError(f"settings: {key!r} is not a parameter name")
+        return self
+
+
+class Database(Strict):
+    owner: Name | None = None  # required for a database that is not derived (shared or AI)
+    extensions: list[Extension] | None = None  # default: default_extensions
+    connect: list[Name] = Field(default_factory=list)  # roles granted CONNECT besides the owner
+    state: Literal["present", "absent"] = "present"
 
     @model_validator(mode="before")
     @classmethod
     def _normalise(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "default_extensions" in data:
-            data = {**data, "default_extensions": _extension_list(data["default_extensions"])}
+        if isinstance(data, dict) and "extensions" in data:
+            data = {**data, "extensions": _extension_list(data["extensions"])}
+        return data
+
+
+HBA_TYPES = ("local", "host", "hostssl", "hostnossl")
+SAFE_METHODS = ("scram-sha-256", "peer", "reject", "cert")
+INSECURE_METHODS = ("trust", "password", "md5")
+HBA_WORD_RE = re.compile(r"^(all|sameuser|samerole|replication|\+?[a-z_][a-z0-9_-]*)(,[+a-z_][a-z0-9_-]*)*$")
+
+
+class HbaRule(Strict):
+    type: Literal["local", "host", "hostssl", "hostnossl"]
+    database: Annotated[str, Field(pattern=HBA_WORD_RE.pattern)] = "all"
+    user: Annotated[str, Field(pattern=HBA_WORD_RE.pattern)] = "all"
+    address: str | None = None
+    method: Literal["scram-sha-256", "peer", "reject", "cert", "trust", "password", "md5"] = "scram-sha-256"
+
+    @model_validator(mode="after")
+    def _check(self) -> HbaRule:
+        if self.type == "local":
+            if self.address is not None:
+                raise ValueError("address: a local rule takes no address")
+        else:
+            if self.address is None:
+                raise ValueError(f"address: a {self.type} rule needs an address (CIDR)")
+            try:
+                ipaddress.ip_network(self.address, strict=True)
+            except ValueError as e:
+                raise ValueError(f"address: {self.address!r} is not a CIDR network ({e})") from None
+        if self.method == "peer" and self.type != "local":
+            raise ValueError("method: peer works only for local rules")
+        return self
+
+
+def _default_hba() -> list[HbaRule]:
+    return [
+        HbaRule(type="local", database="all", user="all", method="scram-sha-256"),
+        HbaRule(type="host", database="all", user="all", address="127.0.0.1/32"),
+        HbaRule(type="host", database="all", user="all", address="::1/128"),
+    ]
+
+
+class HearthConfig(Strict):
+    cluster: Cluster = Field(default_factory=Cluster)
+    settings: dict[str, Scalar] = Field(default_factory=dict)
+    hba: list[HbaRule] = Field(default_factory=_default_hba)
+    allow_insecure_auth: bool = False
+    allow_superuser: bool = False
+    allow_drop: bool = False
+    password_min_length: Annotated[int, Field(ge=12, le=256)] = 16
+    generate_passwords: bool = True
+    secrets_file: str = ".hearthdb/secrets.yml"
+    shared_db: SharedDatabase = Field(default_factory=SharedDatabase)
+    ai_names: list[Name] = Field(default_factory=lambda: ["logos", "aletheia"])
+    ai_db_suffix: Annotated[str, Field(pattern=r"^[a-z0-9_]{0,16}$")] = "_db"
+    default_extensions: list[Extension] = Field(default_factory=lambda: [Extension(name="vector")])
+    template1_extensions: list[Extension] = Field(default_factory=list)
+    roles: dict[Name, Role] = Field(default_factory=dict)
+    databases: dict[Name, Database] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            for key in ("default_extensions", "template1_extensions"):
+                if key in data:
+                    data[key] = _extension_list(data[key])
         return data
 
     @model_validator(mode="after")
@@ -151,11 +251,60 @@ class HearthConfig(Strict):
             check_name(db)
             if ai == self.shared_db.owner or db == self.shared_db.name or ai == self.shared_db.name:
                 raise ValueError(f"ai_names[{i}]: {ai!r} clashes with the shared database or its owner")
-        names = [e.name for e in self.default_extensions]
-        dup = {n for n in names if names.count(n) > 1}
-        if dup:
-            raise ValueError(f"default_extensions: {sorted(dup)[0]!r} is listed twice")
+        for key in ("default_extensions", "template1_extensions"):
+            names = [e.name for e in getattr(self, key)]
+            dup = {n for n in names if names.count(n) > 1}
+            if dup:
+                raise ValueError(f"{key}: {sorted(dup)[0]!r} is listed twice")
+        for key in self.settings:
+            if not SETTING_NAME_RE.match(key):
+                raise ValueError(f"settings.{key}: not a parameter name")
+        _check_references(self)
         return self
+
+
+def _check_references(cfg: HearthConfig) -> None:
+    """Cross-key rules: owners and memberships name declared roles; risky choices need their allow flag."""
+    roles = declared_role_names(cfg)
+    present = {n for n in roles if cfg.roles.get(n, Role()).state == "present"}
+    for i, rule in enumerate(cfg.hba):
+        if rule.method in INSECURE_METHODS and not cfg.allow_insecure_auth:
+            raise ValueError(
+                f"hba[{i}].method: {rule.method!r} is refused (use scram-sha-256), or set allow_insecure_auth: true"
+            )
+    for name, role in cfg.roles.items():
+        if role.superuser and not cfg.allow_superuser:
+            raise ValueError(f"roles.{name}.superuser: refused; set allow_superuser: true to permit it")
+        for group in role.member_of:
+            if group not in roles and group not in PREDEFINED_ROLES:
+                raise ValueError(f"roles.{name}.member_of: role {group!r} is not declared in roles; add it under roles")
+        if role.state == "absent" and name in derived_role_names(cfg):
+            raise ValueError(f"roles.{name}.state: {name!r} is required by shared_db or ai_names")
+    derived = derived_database_names(cfg)
+    for name, db in cfg.databases.items():
+        if db.owner is None and name not in derived:
+            raise ValueError(f"databases.{name}.owner: required for a database hearthdb does not derive")
+        if db.owner is not None and db.owner not in present:
+            raise ValueError(f"databases.{name}.owner: role {db.owner!r} is not declared in roles; add it under roles")
+        for role in db.connect:
+            if role not in present:
+                raise ValueError(
+                    f"databases.{name}.connect: role {role!r} is not declared in roles; add it under roles"
+                )
+        if db.state == "absent" and name in derived:
+            raise ValueError(f"databases.{name}.state: {name!r} is required by shared_db or ai_names")
+
+
+def derived_role_names(cfg: HearthConfig) -> list[str]:
+    return [cfg.shared_db.owner, *cfg.ai_names]
+
+
+def declared_role_names(cfg: HearthConfig) -> list[str]:
+    return list(dict.fromkeys([*derived_role_names(cfg), *cfg.roles]))
+
+
+def derived_database_names(cfg: HearthConfig) -> list[str]:
+    return [cfg.shared_db.name, *(ai_database(cfg, ai) for ai in cfg.ai_names)]
 
 
 def ai_database(cfg: HearthConfig, ai: str) -> str:
@@ -172,17 +321,27 @@ def _suggest(key: str, model: type[BaseModel] | None) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model inside an annotation: `Role`, `dict[str, Role]`, `list[HbaRule] | None` ..."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """The model class that holds the key at `loc` (for typo suggestions)."""
-    model: Any = HearthConfig
+    model: type[BaseModel] | None = HearthConfig
     for part in loc[:-1]:
-        if isinstance(part, int) or model is None:
-            continue
-        field = model.model_fields.get(part)
-        if field is None:
+        if model is None:
             return None
-        ann = field.annotation
-        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is not None:
+            model = _model_in(field.annotation)
+        # dict keys and list indexes stay inside the model found for their field
     return model
 
 
@@ -211,7 +370,8 @@ def format_errors(err: ValidationError, source: str) -> str:
             "model_type",
         ):
             msg = f"{msg} (got {e.get('input')!r})"
-        lines.append(f"{source}: {_loc(loc)}: {msg}")
+        # Cross-key rules raised at the top level name their own key path.
+        lines.append(f"{source}: {_loc(loc)}: {msg}" if loc else f"{source}: {msg}")
     return "\n".join(lines)
 
 

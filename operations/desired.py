@@ -4,7 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .config import Extension, HearthConfig, ai_database
+from pyinfra.api import HiddenValue
+
+from .config import (
+    Database,
+    Extension,
+    HearthConfig,
+    Role,
+    Scalar,
+    ai_database,
+    declared_role_names,
+)
+
+
+def setting_text(value: Scalar) -> str:
+    """A parameter value as PostgreSQL stores it in pg_db_role_setting / reads it from a file."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -17,6 +34,10 @@ class RoleSpec:
     replication: bool = False
     bypassrls: bool = False
     connection_limit: int = -1
+    settings: tuple[tuple[str, str], ...] = ()
+    member_of: tuple[str, ...] = ()
+    password: HiddenValue | None = field(default=None, repr=False, compare=False)
+    present: bool = True
 
 
 @dataclass(frozen=True)
@@ -25,28 +46,69 @@ class DatabaseSpec:
     owner: str
     encoding: str
     locale: str
-    extensions: tuple[Extension, ...] = field(default_factory=tuple)
+    extensions: tuple[Extension, ...] = ()
+    connect: tuple[str, ...] = ()  # roles granted CONNECT besides the owner; PUBLIC never
+    present: bool = True
 
 
-def desired_roles(cfg: HearthConfig) -> dict[str, RoleSpec]:
-    roles = {cfg.shared_db.owner: RoleSpec(cfg.shared_db.owner)}
-    for ai in cfg.ai_names:
-        roles[ai] = RoleSpec(ai)
-    return roles
+def _role_defaults(cfg: HearthConfig, name: str) -> dict:
+    if name == cfg.shared_db.owner:
+        groups = (["pg_monitor"] if cfg.shared_db.monitor else []) + (
+            ["pg_read_all_data"] if cfg.shared_db.read_ai_data else []
+        )
+        return {"member_of": groups}
+    return {}
+
+
+def desired_roles(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None) -> dict[str, RoleSpec]:
+    passwords = passwords or {}
+    out = {}
+    for name in declared_role_names(cfg):
+        declared = cfg.roles.get(name)
+        values = _role_defaults(cfg, name)
+        if declared is not None:
+            values.update({k: getattr(declared, k) for k in declared.model_fields_set})
+        role = Role(**values)
+        out[name] = RoleSpec(
+            name=name,
+            login=role.login,
+            superuser=role.superuser,
+            createdb=role.createdb,
+            createrole=role.createrole,
+            replication=role.replication,
+            bypassrls=role.bypassrls,
+            connection_limit=role.connection_limit,
+            settings=tuple(sorted((k, setting_text(v)) for k, v in role.settings.items())),
+            member_of=tuple(sorted(set(role.member_of))),
+            password=passwords.get(name),
+            present=role.state == "present",
+        )
+    return out
 
 
 def desired_databases(cfg: HearthConfig) -> dict[str, DatabaseSpec]:
-    def spec(name: str, owner: str) -> DatabaseSpec:
-        return DatabaseSpec(
+    monitor = [cfg.shared_db.owner] if cfg.shared_db.monitor else []
+    derived: dict[str, Database] = {cfg.shared_db.name: Database(owner=cfg.shared_db.owner, connect=cfg.ai_names)}
+    for ai in cfg.ai_names:
+        derived[ai_database(cfg, ai)] = Database(owner=ai, connect=monitor)
+    out = {}
+    for name in dict.fromkeys([*derived, *cfg.databases]):
+        base = derived.get(name)
+        declared = cfg.databases.get(name)
+        values = base.model_dump(exclude_unset=True) if base else {}
+        if declared is not None:
+            values.update({k: getattr(declared, k) for k in declared.model_fields_set})
+            if base and "connect" in declared.model_fields_set:
+                values["connect"] = [*base.connect, *declared.connect]
+        db = Database(**values)
+        exts = db.extensions if db.extensions is not None else cfg.default_extensions
+        out[name] = DatabaseSpec(
             name=name,
-            owner=owner,
+            owner=db.owner or "",
             encoding=cfg.cluster.encoding,
             locale=cfg.cluster.locale,
-            extensions=tuple(cfg.default_extensions),
+            extensions=tuple(exts),
+            connect=tuple(sorted(set(db.connect) - {db.owner})),
+            present=db.state == "present",
         )
-
-    dbs = {cfg.shared_db.name: spec(cfg.shared_db.name, cfg.shared_db.owner)}
-    for ai in cfg.ai_names:
-        name = ai_database(cfg, ai)
-        dbs[name] = spec(name, ai)
-    return dbs
+    return out

@@ -9,3 +9,7 @@ class ConfigError(PyinfraError):
 
 class ClusterMismatch(PyinfraError):
     """An existing cluster's fixed properties differ from the declared ones (never re-initialised)."""
+
+
+class PlanError(PyinfraError):
+    """The declared state cannot be reached from the host's state without a choice the user must make."""

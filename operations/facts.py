@@ -114,6 +114,7 @@ class PgState(FactBase):
             db = state["databases"].get(row["db"])
             if db is not None:
                 db["extensions"] = row["extensions"] or {}
+                db["public_create"] = bool(row.get("public_create"))
         return state
 
 

@@ -6,11 +6,9 @@ of its statements in one psql process.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from pyinfra import host
+from pyinfra import host, logger, state
 from pyinfra.api import operation
+from pyinfra.api.state import StateStage
 
 from .desired import DatabaseSpec, RoleSpec
 from .facts import pg_state
@@ -18,54 +16,58 @@ from .plan import plan_databases, plan_extensions, plan_roles
 from .psql import SqlCommand, Stmt
 
 
+def show_plan(what: str, lines: list[str]) -> None:
+    """While pyinfra detects changes (and in `--dry`), print what would run, secrets masked."""
+    if state.current_stage == StateStage.Prepare and lines:
+        logger.info(f"{host.print_prefix}{what} would run:\n" + "\n".join(f"        {ln}" for ln in lines))
+
+
 def _apply(kind: str, port: int, statements: list[Stmt], count: int):
-    if not statements:
+    changes = [s for s in statements if not s.sql.startswith("SET ")]
+    if not changes:
         host.noop(f"{count} {kind} are as declared")
         return
+    show_plan(kind, [s.display for s in changes])
     yield SqlCommand(port, statements)
 
 
-def _converge(
-    kind: str,
-    key: str,
-    planner: Callable[[Any, Any], list[Stmt]],
-    desired: dict,
-    version: int,
-    cluster: str,
-    port: int,
-):
-    state = pg_state(version, cluster, port)
-    yield from _apply(kind, port, planner(desired, state.get(key, {})), len(desired))
-
-
 @operation()
-def roles(desired: dict[str, RoleSpec], version: int, cluster: str, port: int):
+def roles(desired: dict[str, RoleSpec], version: int, cluster: str, port: int, allow_drop: bool = False):
     """
-    Create roles and fix their attributes and connection limits.
+    Create roles and converge their attributes, connection limit, password (as a SCRAM verifier,
+    sent only when it differs), per-role settings and memberships; drop roles declared absent.
 
     + desired: role name -> RoleSpec
     + version, cluster, port: the cluster to act on
+    + allow_drop: permit DROP ROLE for roles declared absent
     """
-    yield from _converge("roles", "roles", plan_roles, desired, version, cluster, port)
+    have = pg_state(version, cluster, port).get("roles") or {}
+    yield from _apply("roles", port, plan_roles(desired, have, allow_drop), len(desired))
 
 
 @operation()
-def databases(desired: dict[str, DatabaseSpec], version: int, cluster: str, port: int):
+def databases(desired: dict[str, DatabaseSpec], version: int, cluster: str, port: int, allow_drop: bool = False):
     """
-    Create databases owned by their role from template0 with the declared encoding and locale.
+    Create databases owned by their role from template0 with the declared encoding and locale, and
+    converge who may connect (never PUBLIC); drop databases declared absent.
 
     + desired: database name -> DatabaseSpec
     + version, cluster, port: the cluster to act on
+    + allow_drop: permit DROP DATABASE for databases declared absent
     """
-    yield from _converge("databases", "databases", plan_databases, desired, version, cluster, port)
+    have = pg_state(version, cluster, port).get("databases") or {}
+    yield from _apply("databases", port, plan_databases(desired, have, allow_drop), len(desired))
 
 
 @operation()
 def extensions(desired: dict[str, DatabaseSpec], version: int, cluster: str, port: int):
     """
-    Create each database's declared extensions as the superuser, or update them to a declared version.
+    Create each database's declared extensions as the superuser, or update them to the declared (or
+    newest available) version; take CREATE on schema public away from PUBLIC.
 
     + desired: database name -> DatabaseSpec (its `extensions`)
     + version, cluster, port: the cluster to act on
     """
-    yield from _converge("databases' extensions", "databases", plan_extensions, desired, version, cluster, port)
+    st = pg_state(version, cluster, port)
+    plan = plan_extensions(desired, st.get("databases") or {}, st.get("available_extensions") or {})
+    yield from _apply("databases' extensions", port, plan, len(desired))

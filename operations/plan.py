@@ -10,34 +10,122 @@ from typing import Any
 from psycopg import sql
 
 from .desired import DatabaseSpec, RoleSpec
+from .errors import PlanError
 from .psql import Stmt, connect, stmt
+from .scram import matches, verifier
 
 ROLE_FLAGS = ("login", "superuser", "createdb", "createrole", "replication", "bypassrls")
+# Run before a statement that carries a verifier, in the same session: keep it out of the server log,
+# pg_stat_statements and pgaudit (patroni does the same).
+QUIET = [
+    Stmt("SET log_statement = 'none'"),
+    Stmt("SET log_min_duration_statement = -1"),
+    Stmt("SET log_min_error_statement = 'panic'"),
+    Stmt("SET pg_stat_statements.track_utility = off"),
+    Stmt("SET pgaudit.log = 'none'"),
+]
 
 
 def _flag_sql(spec: RoleSpec, only: tuple[str, ...] = ROLE_FLAGS) -> str:
     return " ".join(("" if getattr(spec, f) else "NO") + f.upper() for f in only)
 
 
-def plan_roles(desired: dict[str, RoleSpec], actual: dict[str, dict[str, Any]]) -> list[Stmt]:
-    out: list[Stmt] = []
-    for name, spec in desired.items():
-        have = actual.get(name)
-        if have is None:
-            out.append(stmt(f"CREATE ROLE {{}} {_flag_sql(spec)} CONNECTION LIMIT {int(spec.connection_limit)}", name))
-            continue
-        changed = tuple(f for f in ROLE_FLAGS if bool(have.get(f)) != getattr(spec, f))
-        if changed:
-            out.append(stmt(f"ALTER ROLE {{}} {_flag_sql(spec, changed)}", name))
-        if have.get("connection_limit", -1) != spec.connection_limit:
-            out.append(stmt(f"ALTER ROLE {{}} CONNECTION LIMIT {int(spec.connection_limit)}", name))
+def _password(name: str, spec: RoleSpec) -> Stmt:
+    assert spec.password is not None
+    v = verifier(spec.password.unmask())
+    raw = stmt("ALTER ROLE {} PASSWORD {}", name, sql.Literal(v)).sql
+    return Stmt(raw, stmt("ALTER ROLE {} PASSWORD '***'", name).sql)
+
+
+def _settings(name: str, spec: RoleSpec, have: list[str] | None) -> list[Stmt]:
+    current = dict(item.split("=", 1) for item in have or [])
+    desired = dict(spec.settings)
+    out = [
+        stmt("ALTER ROLE {} SET {} = {}", name, key, sql.Literal(value))
+        for key, value in desired.items()
+        if current.get(key) != value
+    ]
+    out += [stmt("ALTER ROLE {} RESET {}", name, key) for key in sorted(set(current) - set(desired))]
     return out
 
 
-def plan_databases(desired: dict[str, DatabaseSpec], actual: dict[str, dict[str, Any]]) -> list[Stmt]:
+def _memberships(name: str, spec: RoleSpec, have: list[str]) -> list[Stmt]:
+    out = [stmt("GRANT {} TO {}", group, name) for group in spec.member_of if group not in have]
+    out += [stmt("REVOKE {} FROM {}", group, name) for group in have if group not in spec.member_of]
+    return out
+
+
+def plan_roles(desired: dict[str, RoleSpec], actual: dict[str, dict[str, Any]], allow_drop: bool = False) -> list[Stmt]:
+    out: list[Stmt] = []
+    secret = False
+    for name, spec in desired.items():
+        have = actual.get(name)
+        if not spec.present:
+            if have is not None:
+                if not allow_drop:
+                    raise PlanError(f"roles.{name}: declared absent, but allow_drop is false")
+                out.append(stmt("DROP ROLE {}", name))
+            continue
+        if have is None:
+            limit = int(spec.connection_limit)
+            out.append(stmt(f"CREATE ROLE {{}} {_flag_sql(spec)} CONNECTION LIMIT {limit}", name))
+            have = {"member_of": [], "settings": None, "scram": None}
+        else:
+            changed = tuple(f for f in ROLE_FLAGS if bool(have.get(f)) != getattr(spec, f))
+            if changed:
+                out.append(stmt(f"ALTER ROLE {{}} {_flag_sql(spec, changed)}", name))
+            if have.get("connection_limit", -1) != spec.connection_limit:
+                out.append(stmt(f"ALTER ROLE {{}} CONNECTION LIMIT {int(spec.connection_limit)}", name))
+        if spec.password is not None and not matches(spec.password.unmask(), have.get("scram")):
+            out.append(_password(name, spec))
+            secret = True
+        elif spec.password is None and have.get("has_password"):
+            out.append(stmt("ALTER ROLE {} PASSWORD NULL", name))
+        out += _settings(name, spec, have.get("settings"))
+        out += _memberships(name, spec, have.get("member_of") or [])
+    return (QUIET + out) if secret else out
+
+
+def parse_acl(acl: list[str] | None) -> dict[str, str] | None:
+    """`["=Tc/owner", "logos=CTc/logos"]` -> {"PUBLIC": "Tc", "logos": "CTc"}; None for the default ACL."""
+    if acl is None:
+        return None
+    out: dict[str, str] = {}
+    for item in acl:
+        grantee, _, rest = item.partition("=")
+        out[grantee.strip('"') or "PUBLIC"] = rest.split("/", 1)[0]
+    return out
+
+
+def _database_acl(name: str, spec: DatabaseSpec, acl: list[str] | None) -> list[Stmt]:
+    """PUBLIC may neither connect nor create temporary tables; CONNECT exactly for the declared roles."""
+    entries = parse_acl(acl)
+    public = "Tc" if entries is None else entries.get("PUBLIC", "")
+    out = []
+    if "c" in public or "T" in public:
+        out.append(stmt("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC", name))
+    entries = entries or {}
+    for role in spec.connect:
+        if "c" not in entries.get(role, ""):
+            out.append(stmt("GRANT CONNECT ON DATABASE {} TO {}", name, role))
+    for role, privs in sorted(entries.items()):
+        if role not in ("PUBLIC", spec.owner, "postgres") and role not in spec.connect and "c" in privs:
+            out.append(stmt("REVOKE CONNECT ON DATABASE {} FROM {}", name, role))
+    return out
+
+
+def plan_databases(
+    desired: dict[str, DatabaseSpec], actual: dict[str, dict[str, Any]], allow_drop: bool = False
+) -> list[Stmt]:
     out: list[Stmt] = []
     for name, spec in desired.items():
         have = actual.get(name)
+        if not spec.present:
+            if have is not None:
+                if not allow_drop:
+                    raise PlanError(f"databases.{name}: declared absent, but allow_drop is false")
+                out.append(stmt("DROP DATABASE {}", name))
+            continue
         if have is None:
             out.append(
                 stmt(
@@ -48,25 +136,50 @@ def plan_databases(desired: dict[str, DatabaseSpec], actual: dict[str, dict[str,
                     sql.Literal(spec.locale),
                 )
             )
+            have = {"acl": None, "owner": spec.owner}
         elif have.get("owner") != spec.owner:
             out.append(stmt("ALTER DATABASE {} OWNER TO {}", name, spec.owner))
+        out += _database_acl(name, spec, have.get("acl"))
     return out
 
 
-def plan_extensions(desired: dict[str, DatabaseSpec], actual: dict[str, dict[str, Any]]) -> list[Stmt]:
-    """CREATE (as the superuser, since `vector` is not trusted) or ALTER ... UPDATE where versions
-    differ; statements for each database follow a `\\connect` to it."""
+def plan_extensions(
+    desired: dict[str, DatabaseSpec],
+    actual: dict[str, dict[str, Any]],
+    available: dict[str, dict[str, Any]] | None = None,
+) -> list[Stmt]:
+    """CREATE (as the superuser, since `vector` is not trusted), or ALTER ... UPDATE to the declared
+    version, or to the newest available when none is declared; each database's statements follow a
+    `\\connect` to it. Also takes CREATE on schema public away from PUBLIC where it was granted."""
+    available = available or {}
     out: list[Stmt] = []
     for name, spec in desired.items():
-        installed = (actual.get(name) or {}).get("extensions") or {}
+        if not spec.present:
+            continue
+        have_db = actual.get(name) or {}
+        installed = have_db.get("extensions") or {}
         todo: list[Stmt] = []
         for ext in spec.extensions:
+            offer = available.get(ext.name)
+            if available and offer is None:
+                raise PlanError(
+                    f"databases.{name}.extensions: {ext.name!r} is not available on this host "
+                    "(is its package installed?)"
+                )
+            if ext.version and offer and ext.version not in (offer.get("versions") or []):
+                raise PlanError(
+                    f"databases.{name}.extensions: {ext.name} version {ext.version!r} is not available "
+                    f"(available: {', '.join(offer.get('versions') or [])})"
+                )
+            target = ext.version or (offer or {}).get("default")
             have = installed.get(ext.name)
-            version = sql.SQL(" VERSION {}").format(sql.Literal(ext.version)) if ext.version else sql.SQL("")
             if have is None:
+                version = sql.SQL(" VERSION {}").format(sql.Literal(ext.version)) if ext.version else sql.SQL("")
                 todo.append(stmt("CREATE EXTENSION IF NOT EXISTS {}{}", ext.name, version))
-            elif ext.version and have != ext.version:
-                todo.append(stmt("ALTER EXTENSION {} UPDATE TO {}", ext.name, sql.Literal(ext.version)))
+            elif target and have != target:
+                todo.append(stmt("ALTER EXTENSION {} UPDATE TO {}", ext.name, sql.Literal(target)))
+        if have_db.get("public_create"):
+            todo.append(Stmt("REVOKE CREATE ON SCHEMA public FROM PUBLIC"))
         if todo:
             out += [connect(name), *todo]
     return out

@@ -32,7 +32,7 @@ SELECT json_build_object(
     'owner', pg_get_userbyid(d.datdba), 'encoding', pg_encoding_to_char(d.encoding),
     'collate', d.datcollate, 'ctype', d.datctype, 'acl', d.datacl::text[],
     'allow_connections', d.datallowconn, 'extensions', NULL) ORDER BY d.datname)
-    FROM pg_database d WHERE NOT d.datistemplate),
+    FROM pg_database d WHERE NOT d.datistemplate OR d.datname = 'template1'),
   'available_extensions', (SELECT json_object_agg(e.name, json_build_object(
     'default', e.default_version,
     'versions', (SELECT json_agg(v.version ORDER BY v.version) FROM pg_available_extension_versions v
@@ -44,5 +44,7 @@ SELECT json_build_object(
 # Per database, run after `\connect`: its installed extensions and their versions.
 DATABASE_QUERY = r"""
 SELECT json_build_object('db', current_database(),
-  'extensions', (SELECT json_object_agg(extname, extversion ORDER BY extname) FROM pg_extension))
+  'extensions', (SELECT json_object_agg(extname, extversion ORDER BY extname) FROM pg_extension),
+  'public_create', (SELECT has_schema_privilege('public', oid, 'CREATE') FROM pg_namespace
+                    WHERE nspname = 'public'))
 """.strip()

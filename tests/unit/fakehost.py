@@ -6,11 +6,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from pyinfra.api.state import StateStage
 from pyinfra.context import ctx_host, ctx_state
+
+
+class FakeState:
+    current_stage = StateStage.Execute
 
 
 class FakeHost:
     name = "fakehost"
+    print_prefix = "[fakehost] "
 
     def __init__(self, facts: dict[type, Any]) -> None:
         self.facts = facts
@@ -28,7 +34,7 @@ class FakeHost:
 
 @contextmanager
 def using(host: FakeHost) -> Iterator[FakeHost]:
-    with ctx_state.use(object()), ctx_host.use(host):
+    with ctx_state.use(FakeState()), ctx_host.use(host):
         yield host
 
 

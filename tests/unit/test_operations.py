@@ -104,7 +104,7 @@ def test_roles_op_sends_one_psql_with_sql_on_stdin() -> None:
 
 def test_converged_databases_and_extensions_are_noops() -> None:
     spec = DatabaseSpec("logos_db", "logos", "UTF8", "C.UTF-8")
-    state = {PgState: {"databases": {"logos_db": {"owner": "logos", "extensions": {}}}}}
+    state = {PgState: {"databases": {"logos_db": {"owner": "logos", "acl": ["logos=CTc/logos"], "extensions": {}}}}}
     for op in (objects.databases, objects.extensions):
         cmds, host = run_op(op, state, desired={"logos_db": spec}, **WHERE)
         assert cmds == []

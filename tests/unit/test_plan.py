@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from operations.config import Extension, parse_config
 from operations.desired import DatabaseSpec, RoleSpec, desired_databases, desired_roles
+from operations.errors import PlanError
 from operations.plan import plan_databases, plan_extensions, plan_roles
 
 
@@ -67,15 +70,38 @@ def test_quotes_in_names_are_escaped() -> None:
     assert sqls(plan_roles({'a"b': RoleSpec('a"b')}, {}))[0].startswith('CREATE ROLE "a""b" ')
 
 
-def test_database_created_from_template0_with_owner_and_locale() -> None:
-    spec = DatabaseSpec("logos_db", "logos", "UTF8", "C.UTF-8")
+def test_database_created_from_template0_with_owner_locale_and_closed_to_public() -> None:
+    spec = DatabaseSpec("logos_db", "logos", "UTF8", "C.UTF-8", connect=("hearthminds",))
     assert sqls(plan_databases({"logos_db": spec}, {})) == [
-        "CREATE DATABASE \"logos_db\" OWNER \"logos\" TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8'"
+        "CREATE DATABASE \"logos_db\" OWNER \"logos\" TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8'",
+        'REVOKE CONNECT, TEMPORARY ON DATABASE "logos_db" FROM PUBLIC',
+        'GRANT CONNECT ON DATABASE "logos_db" TO "hearthminds"',
     ]
-    assert plan_databases({"logos_db": spec}, {"logos_db": {"owner": "logos"}}) == []
-    assert sqls(plan_databases({"logos_db": spec}, {"logos_db": {"owner": "postgres"}})) == [
+    converged = {"owner": "logos", "acl": ["logos=CTc/logos", "hearthminds=c/logos"]}
+    assert plan_databases({"logos_db": spec}, {"logos_db": converged}) == []
+    assert sqls(plan_databases({"logos_db": spec}, {"logos_db": {**converged, "owner": "postgres"}})) == [
         'ALTER DATABASE "logos_db" OWNER TO "logos"'
     ]
+
+
+def test_database_acl_drift_is_closed() -> None:
+    spec = DatabaseSpec("logos_db", "logos", "UTF8", "C.UTF-8", connect=("hearthminds",))
+    drifted = {"owner": "logos", "acl": ["=Tc/logos", "logos=CTc/logos", "aletheia=c/logos"]}
+    assert sqls(plan_databases({"logos_db": spec}, {"logos_db": drifted})) == [
+        'REVOKE CONNECT, TEMPORARY ON DATABASE "logos_db" FROM PUBLIC',
+        'GRANT CONNECT ON DATABASE "logos_db" TO "hearthminds"',
+        'REVOKE CONNECT ON DATABASE "logos_db" FROM "aletheia"',
+    ]
+
+
+def test_absent_database_dropped_only_with_allow_drop() -> None:
+    spec = DatabaseSpec("old_db", "old", "UTF8", "C", present=False)
+    with pytest.raises(PlanError, match="declared absent, but allow_drop is false"):
+        plan_databases({"old_db": spec}, {"old_db": {"owner": "old"}})
+    assert sqls(plan_databases({"old_db": spec}, {"old_db": {"owner": "old"}}, allow_drop=True)) == [
+        'DROP DATABASE "old_db"'
+    ]
+    assert plan_databases({"old_db": spec}, {}, allow_drop=True) == []
 
 
 def test_extensions_only_where_missing_or_at_another_version() -> None:

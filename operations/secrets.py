@@ -1,0 +1,102 @@
+"""Role passwords on the controller: from the environment, or generated once and kept in a file only
+its owner can read. They leave the controller only as SCRAM verifiers, on psql's stdin."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import string
+import tempfile
+from pathlib import Path
+
+import yaml
+from pyinfra.api import HiddenValue
+
+from .config import HearthConfig, declared_role_names
+from .errors import ConfigError
+from .paths import ROOT
+
+SECRETS_ENV = "HEARTHDB_SECRETS"
+PRINTABLE = set(string.printable) - set(string.whitespace)
+
+
+def env_name(role: str) -> str:
+    """HEARTHDB_PASSWORD_<ROLE>, with '-' as '_': e.g. HEARTHDB_PASSWORD_HEARTHMINDS_SERVICE."""
+    return "HEARTHDB_PASSWORD_" + role.upper().replace("-", "_")
+
+
+def secrets_path(cfg: HearthConfig) -> Path:
+    path = Path(os.environ.get(SECRETS_ENV) or cfg.secrets_file).expanduser()
+    return path if path.is_absolute() else ROOT / path
+
+
+def password_roles(cfg: HearthConfig) -> list[str]:
+    """Present roles that have a password: login roles unless `password: false`."""
+    out = []
+    for name in declared_role_names(cfg):
+        role = cfg.roles.get(name)
+        login = role.login if role else True
+        wanted = role.password if role and role.password is not None else login
+        if wanted and (role is None or role.state == "present"):
+            out.append(name)
+    return out
+
+
+def _check(role: str, password: str, cfg: HearthConfig, source: str) -> None:
+    where = f"roles.{role}.password ({source})"
+    if password == role or password.lower() == role.lower():
+        raise ConfigError(f"{where}: equal to the role name; choose another")
+    if len(password) < cfg.password_min_length:
+        raise ConfigError(
+            f"{where}: {len(password)} characters, fewer than password_min_length ({cfg.password_min_length})"
+        )
+    if not set(password) <= PRINTABLE:
+        raise ConfigError(f"{where}: only printable ASCII without spaces is accepted")
+
+
+def _read(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise ConfigError(f"{path}: mode {mode:o} lets others read it; chmod 600 {path}")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise ConfigError(f"{path}: must map role names to password strings")
+    return data
+
+
+def _write(path: Path, data: dict[str, str]) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secrets-")  # created 0600
+    with os.fdopen(fd, "w") as f:
+        f.write("# hearthdb role passwords: generated once, keep private (mode 600), never commit.\n")
+        yaml.safe_dump(data, f, default_flow_style=False)
+    os.replace(tmp, path)
+
+
+def resolve_passwords(cfg: HearthConfig) -> dict[str, HiddenValue]:
+    """Every password role's password, checked; missing ones generated (if allowed) and stored."""
+    path = secrets_path(cfg)
+    stored = _read(path)
+    out: dict[str, HiddenValue] = {}
+    new = False
+    for role in password_roles(cfg):
+        env = os.environ.get(env_name(role))
+        if env is not None:
+            _check(role, env, cfg, env_name(role))
+            out[role] = HiddenValue(env)
+            continue
+        if role not in stored:
+            if not cfg.generate_passwords:
+                raise ConfigError(
+                    f"roles.{role}.password: none given; set {env_name(role)}, add it to {path}, "
+                    "or set generate_passwords: true"
+                )
+            stored[role] = secrets.token_urlsafe(24)
+            new = True
+        _check(role, stored[role], cfg, str(path))
+        out[role] = HiddenValue(stored[role])
+    if new:
+        _write(path, stored)
+    return out
