@@ -8,4 +8,4 @@ from pyinfra import host
 
 from operations.deploy import converge
 
-converge(host.data.hearthdb)
+converge(host.data.hearthdb, host.data.hearthdb_passwords)

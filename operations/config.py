@@ -26,6 +26,7 @@ from pydantic import (
 
 from .errors import ConfigError
 from .paths import ROOT
+from .settings_types import Scalar, check_setting
 
 DEFAULTS_FILE = ROOT / "group_data" / "defaults.yml"
 CONFIG_ENV = "HEARTHDB_CONFIG"
@@ -129,7 +130,6 @@ class SharedDatabase(Strict):
     read_ai_data: bool = False  # owner gets pg_read_all_data (read-only access to AI data)
 
 
-Scalar = bool | int | float | str
 PREDEFINED_ROLES = frozenset(
     """pg_monitor pg_read_all_settings pg_read_all_stats pg_stat_scan_tables pg_read_all_data
     pg_write_all_data pg_signal_backend pg_checkpoint pg_maintain pg_use_reserved_connections
@@ -154,9 +154,13 @@ class Role(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Role:
-        for key in self.settings:
+        for key, value in self.settings.items():
             if not SETTING_NAME_RE.match(key):
                 raise ValueError(f"settings: {key!r} is not a parameter name")
+            try:
+                check_setting(key, value)
+            except ValueError as e:
+                raise ValueError(f"settings.{key}: {e}") from None
         return self
 
 
@@ -256,9 +260,13 @@ class HearthConfig(Strict):
             dup = {n for n in names if names.count(n) > 1}
             if dup:
                 raise ValueError(f"{key}: {sorted(dup)[0]!r} is listed twice")
-        for key in self.settings:
+        for key, value in self.settings.items():
             if not SETTING_NAME_RE.match(key):
                 raise ValueError(f"settings.{key}: not a parameter name")
+            try:
+                check_setting(key, value)
+            except ValueError as e:
+                raise ValueError(f"settings.{key}: {e}") from None
         _check_references(self)
         return self
 
@@ -278,6 +286,8 @@ def _check_references(cfg: HearthConfig) -> None:
         for group in role.member_of:
             if group not in roles and group not in PREDEFINED_ROLES:
                 raise ValueError(f"roles.{name}.member_of: role {group!r} is not declared in roles; add it under roles")
+        if role.state == "absent" and not cfg.allow_drop:
+            raise ValueError(f"roles.{name}.state: absent needs allow_drop: true (the role will be dropped)")
         if role.state == "absent" and name in derived_role_names(cfg):
             raise ValueError(f"roles.{name}.state: {name!r} is required by shared_db or ai_names")
     derived = derived_database_names(cfg)
@@ -291,6 +301,8 @@ def _check_references(cfg: HearthConfig) -> None:
                 raise ValueError(
                     f"databases.{name}.connect: role {role!r} is not declared in roles; add it under roles"
                 )
+        if db.state == "absent" and not cfg.allow_drop:
+            raise ValueError(f"databases.{name}.state: absent needs allow_drop: true (the database will be dropped)")
         if db.state == "absent" and name in derived:
             raise ValueError(f"databases.{name}.state: {name!r} is required by shared_db or ai_names")
 

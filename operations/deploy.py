@@ -1,24 +1,42 @@
-"""The hearthdb deploy: reusable from any pyinfra deploy as `converge(host.data.hearthdb)`."""
+"""The hearthdb deploy: reusable from any pyinfra deploy as
+`converge(host.data.hearthdb, host.data.hearthdb_passwords)`."""
 
 from __future__ import annotations
 
-from pyinfra.api import deploy
+from pyinfra.api import HiddenValue, deploy
 from pyinfra.operations import files
 
-from . import objects, server
+from . import conffiles, objects, server
+from .catalog import packages_for
 from .config import HearthConfig
-from .desired import desired_databases, desired_roles
+from .desired import DatabaseSpec, desired_databases, desired_roles
 from .paths import TEMPLATES
+from .render import hba_content, settings_content
 
 
-def package_names(cfg: HearthConfig) -> list[str]:
+def package_names(cfg: HearthConfig, databases: dict[str, DatabaseSpec]) -> list[str]:
     v = cfg.cluster.version
-    return [f"postgresql-{v}", f"postgresql-{v}-pgvector", "postgresql-common"]
+    names = {e.name for db in databases.values() for e in db.extensions} | {e.name for e in cfg.template1_extensions}
+    return ["postgresql-common", f"postgresql-{v}", *packages_for(v, names)]
+
+
+def with_template1(cfg: HearthConfig, dbs: dict[str, DatabaseSpec]) -> dict[str, DatabaseSpec]:
+    """Extensions declared for template1 (so databases that applications create get them too)."""
+    if not cfg.template1_extensions:
+        return dbs
+    t1 = DatabaseSpec(
+        "template1", "postgres", cfg.cluster.encoding, cfg.cluster.locale, tuple(cfg.template1_extensions)
+    )
+    return {**dbs, "template1": t1}
 
 
 @deploy("hearthdb")
-def converge(cfg: HearthConfig) -> None:
+def converge(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None) -> None:
     c = cfg.cluster
+    etc = f"/etc/postgresql/{c.version}/{c.name}"
+    dbs = desired_databases(cfg)
+    where = {"version": c.version, "cluster": c.name, "port": c.port}
+
     files.directory(name="postgresql-common createcluster.d", path="/etc/postgresql-common/createcluster.d")
     files.template(
         name="no automatic cluster on package install",
@@ -26,7 +44,7 @@ def converge(cfg: HearthConfig) -> None:
         dest="/etc/postgresql-common/createcluster.d/50-hearthdb.conf",
         mode="644",
     )
-    server.packages(name="PostgreSQL packages", names=package_names(cfg))
+    server.packages(name="PostgreSQL packages", names=package_names(cfg, dbs))
     server.cluster(
         name=f"cluster {c.version}/{c.name}",
         version=c.version,
@@ -36,8 +54,14 @@ def converge(cfg: HearthConfig) -> None:
         encoding=c.encoding,
         data_checksums=c.data_checksums,
     )
-    where = {"version": c.version, "cluster": c.name, "port": c.port}
-    objects.roles(name="roles", desired=desired_roles(cfg), **where)
-    dbs = desired_databases(cfg)
-    objects.databases(name="databases", desired=dbs, **where)
-    objects.extensions(name="extensions", desired=dbs, **where)
+    conffiles.config_file(
+        name="settings",
+        path=f"{etc}/conf.d/50-hearthdb.conf",
+        content=settings_content(cfg, dbs),
+        kind="settings",
+        **where,
+    )
+    conffiles.config_file(name="pg_hba", path=f"{etc}/pg_hba.conf", content=hba_content(cfg), kind="hba", **where)
+    objects.roles(name="roles", desired=desired_roles(cfg, passwords), allow_drop=cfg.allow_drop, **where)
+    objects.databases(name="databases", desired=dbs, allow_drop=cfg.allow_drop, **where)
+    objects.extensions(name="extensions", desired=with_template1(cfg, dbs), **where)

@@ -1,0 +1,97 @@
+"""postgresql.conf (a conf.d file) and pg_hba.conf: written only when their content differs, checked by
+the server before it ever reads them, put back when refused; then reload, or restart only when a
+changed parameter needs it (`pg_settings.pending_restart`)."""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+
+from pyinfra import host
+from pyinfra.api import FactBase, StringCommand, operation
+
+from .objects import show_plan
+
+# What the server itself says of the files on disk, read fresh at query time.
+CHECKS = {
+    "settings": (
+        "SELECT string_agg(coalesce(name, '?') || ': ' || error, '; ') FROM pg_file_settings "
+        "WHERE error IS NOT NULL AND error NOT LIKE '%without restarting the server%'"
+    ),
+    "hba": "SELECT string_agg('line ' || line_number || ': ' || error, '; ') FROM pg_hba_file_rules "
+    "WHERE error IS NOT NULL",
+}
+
+
+class FileDigests(FactBase):
+    """sha256 of each named file, None where it does not exist.
+
+    .. code:: python
+
+        {"/etc/postgresql/17/main/pg_hba.conf": "9f86d0...", "/etc/x": None}
+    """
+
+    default = dict
+
+    def command(self, paths: list[str]) -> str:
+        quoted = " ".join(shlex.quote(p) for p in paths)
+        return f'for f in {quoted}; do if [ -f "$f" ]; then sha256sum "$f"; else echo "- $f"; fi; done'
+
+    def process(self, output: list[str]) -> dict[str, str | None]:
+        out: dict[str, str | None] = {}
+        for line in output:
+            digest, _, path = line.partition(" ")
+            out[path.strip().lstrip("*")] = None if digest == "-" else digest
+        return out
+
+
+def install_script(path: str, kind: str, version: int, cluster: str, port: int) -> str:
+    """Shell script (run as root) that installs stdin as `path`, or puts the old file back."""
+    psql = f"runuser -u postgres -- psql -X -q -A -t -p {int(port)} -d postgres -c"
+    f = shlex.quote(path)
+    # validate: pg_file_settings/pg_hba_file_rules, plus `postgres -C` for settings, which parses every
+    # value (restart-context ones included) the way a starting server would.
+    validate = f'err=$({psql} {shlex.quote(CHECKS[kind])}) || err="the server could not check the file"'
+    if kind == "settings":
+        validate += (
+            f'; [ -n "$err" ] || err=$(runuser -u postgres -- /usr/lib/postgresql/{int(version)}/bin/postgres '
+            f"-D /var/lib/postgresql/{int(version)}/{shlex.quote(cluster)} "
+            f"-c config_file=/etc/postgresql/{int(version)}/{shlex.quote(cluster)}/postgresql.conf "
+            "-C server_version_num 2>&1 >/dev/null | tr '\\n' ' ')"
+        )
+    return (
+        "set -eu; "
+        f'f={f}; umask 077; cat > "$f.hearthdb-new"; chown postgres:postgres "$f.hearthdb-new"; '
+        'chmod 640 "$f.hearthdb-new"; '
+        'if [ -e "$f" ]; then cp -p "$f" "$f.hearthdb-prev"; else rm -f "$f.hearthdb-prev"; fi; '
+        'mv "$f.hearthdb-new" "$f"; '
+        f"{validate}; "
+        'if [ -n "$err" ]; then '
+        'if [ -e "$f.hearthdb-prev" ]; then mv "$f.hearthdb-prev" "$f"; else rm -f "$f"; fi; '
+        f'echo "hearthdb: {kind} refused by PostgreSQL, previous file kept: $err" >&2; exit 1; fi; '
+        'rm -f "$f.hearthdb-prev"; '
+        f"before=$({psql} 'SELECT pg_conf_load_time()'); {psql} 'SELECT pg_reload_conf()' >/dev/null; "
+        "i=0; while [ $i -lt 100 ]; do "
+        f'[ "$({psql} \'SELECT pg_conf_load_time()\')" != "$before" ] && break; i=$((i+1)); sleep 0.05; done; '
+        f"pending=$({psql} \"SELECT string_agg(name, ', ') FROM pg_settings WHERE pending_restart\"); "
+        'if [ -n "$pending" ]; then echo "hearthdb: restarting for $pending" >&2; '
+        f"pg_ctlcluster {int(version)} {shlex.quote(cluster)} restart; fi"
+    )
+
+
+@operation()
+def config_file(path: str, content: str, kind: str, version: int, cluster: str, port: int):
+    """
+    Install a PostgreSQL configuration file the server validates first.
+
+    + path: the file (a conf.d file for settings, the cluster's pg_hba.conf for hba)
+    + content: the rendered file
+    + kind: "settings" or "hba" (which server view validates it)
+    + version, cluster, port: the running cluster that checks, reloads or restarts
+    """
+    digest = hashlib.sha256(content.encode()).hexdigest()
+    if host.get_fact(FileDigests, paths=[path]).get(path) == digest:
+        host.noop(f"{path} is as declared")
+        return
+    show_plan(f"{kind}: write {path}", content.rstrip("\n").splitlines())
+    yield StringCommand(install_script(path, kind, version, cluster, port), _stdin=content)

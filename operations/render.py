@@ -1,0 +1,51 @@
+"""Rendering the managed configuration files from the desired state (Jinja, StrictUndefined)."""
+
+from __future__ import annotations
+
+import jinja2
+
+from .catalog import preload_for
+from .config import HearthConfig, Scalar
+from .desired import DatabaseSpec
+from .paths import TEMPLATES
+
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    autoescape=False,  # configuration files, not HTML
+)
+
+
+def conf_value(value: Scalar) -> str:
+    """A postgresql.conf value: booleans as on/off, numbers bare, strings single-quoted and escaped."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, int | float):
+        return str(value)
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def effective_settings(cfg: HearthConfig, databases: dict[str, DatabaseSpec]) -> dict[str, Scalar]:
+    """What the conf.d file sets: listen_addresses, shared_preload_libraries for declared extensions
+    that need it (plus any the user lists), then the user's settings."""
+    names = {e.name for db in databases.values() for e in db.extensions}
+    names |= {e.name for e in cfg.template1_extensions}
+    user_libs = [s.strip() for s in str(cfg.settings.get("shared_preload_libraries", "")).split(",") if s.strip()]
+    libs = list(dict.fromkeys([*preload_for(names), *user_libs]))
+    out: dict[str, Scalar] = {"listen_addresses": ",".join(cfg.cluster.listen_addresses)}
+    if libs:
+        out["shared_preload_libraries"] = ",".join(libs)
+    out.update({k: v for k, v in cfg.settings.items() if k != "shared_preload_libraries"})
+    return out
+
+
+def settings_content(cfg: HearthConfig, databases: dict[str, DatabaseSpec]) -> str:
+    items = [(k, conf_value(v)) for k, v in effective_settings(cfg, databases).items()]
+    return _env.get_template("postgresql.conf.j2").render(settings=items)
+
+
+def hba_content(cfg: HearthConfig) -> str:
+    return _env.get_template("pg_hba.conf.j2").render(rules=cfg.hba)
