@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
+from pyinfra.api import HiddenValue
 
 from operations.config import Extension, parse_config
 from operations.desired import DatabaseSpec, RoleSpec, desired_databases, desired_roles
 from operations.errors import PlanError
 from operations.plan import plan_databases, plan_extensions, plan_roles
+from operations.scram import verifier
 
 
 def sqls(stmts) -> list[str]:
@@ -121,3 +125,102 @@ def test_extensions_only_where_missing_or_at_another_version() -> None:
         '\\connect "b_db"',
         "ALTER EXTENSION \"vector\" UPDATE TO '0.8.0'",
     ]
+
+
+def _have(**kw) -> dict:
+    base = {
+        "login": True,
+        "superuser": False,
+        "createdb": False,
+        "createrole": False,
+        "replication": False,
+        "bypassrls": False,
+        "connection_limit": -1,
+        "settings": None,
+        "member_of": [],
+        "scram": None,
+        "has_password": False,
+    }
+    return {**base, **kw}
+
+
+def _scram_fact(v: str) -> dict:
+    iterations, salt = v.split("$")[1].split(":")
+    return {"iterations": int(iterations), "salt": salt, "digest": hashlib.sha256(v.encode()).hexdigest()}
+
+
+def test_new_password_sent_as_verifier_and_masked_in_display() -> None:
+    spec = RoleSpec("logos", password=HiddenValue("correct-horse-battery"))
+    plan = plan_roles({"logos": spec}, {"logos": _have()})
+    assert [s.sql for s in plan[:2]] == ["SET log_statement = 'none'", "SET log_min_duration_statement = -1"]
+    pw = plan[-1]
+    assert pw.sql.startswith('ALTER ROLE "logos" PASSWORD \'SCRAM-SHA-256$4096:')
+    assert "correct-horse-battery" not in pw.sql
+    assert pw.display == "ALTER ROLE \"logos\" PASSWORD '***'"
+
+
+def test_unchanged_password_sends_nothing() -> None:
+    stored = verifier("correct-horse-battery")
+    spec = RoleSpec("logos", password=HiddenValue("correct-horse-battery"))
+    assert plan_roles({"logos": spec}, {"logos": _have(scram=_scram_fact(stored), has_password=True)}) == []
+
+
+def test_changed_password_changes_only_that_role() -> None:
+    have = {
+        "logos": _have(scram=_scram_fact(verifier("old-password-logos")), has_password=True),
+        "aletheia": _have(scram=_scram_fact(verifier("aletheia-password")), has_password=True),
+    }
+    desired = {
+        "logos": RoleSpec("logos", password=HiddenValue("new-password-logos")),
+        "aletheia": RoleSpec("aletheia", password=HiddenValue("aletheia-password")),
+    }
+    changes = [s.display for s in plan_roles(desired, have) if not s.sql.startswith("SET ")]
+    assert changes == ["ALTER ROLE \"logos\" PASSWORD '***'"]
+
+
+def test_role_settings_and_memberships_converge() -> None:
+    spec = RoleSpec("hearthminds", settings=(("statement_timeout", "5s"),), member_of=("pg_monitor",))
+    have = _have(settings=["statement_timeout=1s", "work_mem=4MB"], member_of=["pg_read_all_data"])
+    assert sqls(plan_roles({"hearthminds": spec}, {"hearthminds": have})) == [
+        'ALTER ROLE "hearthminds" SET "statement_timeout" = \'5s\'',
+        'ALTER ROLE "hearthminds" RESET "work_mem"',
+        'GRANT "pg_monitor" TO "hearthminds"',
+        'REVOKE "pg_read_all_data" FROM "hearthminds"',
+    ]
+
+
+def test_absent_role_dropped_only_with_allow_drop() -> None:
+    spec = RoleSpec("old", present=False)
+    with pytest.raises(PlanError, match="allow_drop"):
+        plan_roles({"old": spec}, {"old": _have()})
+    assert sqls(plan_roles({"old": spec}, {"old": _have()}, allow_drop=True)) == ['DROP ROLE "old"']
+
+
+def test_extension_updated_to_newest_when_unpinned_and_unknown_one_refused() -> None:
+    spec = {"a_db": DatabaseSpec("a_db", "a", "UTF8", "C", (Extension(name="vector"),))}
+    have = {"a_db": {"extensions": {"vector": "0.7.0"}}}
+    avail = {"vector": {"default": "0.8.0", "versions": ["0.7.0", "0.8.0"]}}
+    assert sqls(plan_extensions(spec, have, avail)) == [
+        '\\connect "a_db"',
+        "ALTER EXTENSION \"vector\" UPDATE TO '0.8.0'",
+    ]
+    with pytest.raises(PlanError, match="'vector' is not available on this host"):
+        plan_extensions(spec, have, {"plpgsql": {"default": "1.0", "versions": ["1.0"]}})
+
+
+def test_public_schema_create_taken_from_public() -> None:
+    spec = {"a_db": DatabaseSpec("a_db", "a", "UTF8", "C", ())}
+    assert sqls(plan_extensions(spec, {"a_db": {"extensions": {}, "public_create": True}})) == [
+        '\\connect "a_db"',
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+    ]
+
+
+def test_isolation_topology_from_config() -> None:
+    cfg = parse_config({"ai_names": ["logos", "aletheia", "nous"]})
+    dbs = desired_databases(cfg)
+    assert dbs["hearthminds_db"].connect == ("aletheia", "logos", "nous")
+    assert dbs["logos_db"].connect == ("hearthminds",)
+    roles = desired_roles(cfg)
+    assert roles["hearthminds"].member_of == ("pg_monitor",)
+    assert not roles["hearthminds"].superuser
