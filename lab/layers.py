@@ -1,0 +1,99 @@
+"""Optional read-only layers stacked between the base and a host's upper, e.g. PostgreSQL pre-installed.
+
+Built once by a non-boot nspawn running apt into an overlay upper; that upper becomes the layer.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import base, config, proxy
+from .fsutil import mount_overlay, remove_tree, umount_all, used_by_overlay, write
+from .shell import LabError, say
+from .state import logs_dir
+
+
+@dataclass(frozen=True)
+class Layer:
+    version: int  # bump when packages or script change: the layer is rebuilt
+    packages: tuple[str, ...]
+    after: str  # shell run after the install
+
+
+LAYERS: dict[str, Layer] = {
+    # postgresql-common creates cluster 17/main on install; hosts must start with packages but no
+    # cluster, since the deploy creates its own.
+    "postgresql": Layer(
+        version=1,
+        packages=("postgresql-17", "postgresql-17-pgvector"),
+        after="pg_dropcluster --stop 17 main; rm -rf /var/lib/postgresql/17/main /var/log/postgresql/*",
+    ),
+}
+
+
+def layer_dir(name: str) -> Path:
+    layer = _get(name)
+    return config.cache_dir() / f"layer-{name}-v{layer.version}-on-base-v{base.BASE_VERSION}"
+
+
+def _get(name: str) -> Layer:
+    try:
+        return LAYERS[name]
+    except KeyError:
+        raise LabError(f"unknown layer {name!r}; known: {', '.join(sorted(LAYERS))}") from None
+
+
+def lowers(layer: str | None) -> list[Path]:
+    """Overlay lower dirs, topmost first."""
+    return [layer_dir(layer), base.base_dir()] if layer else [base.base_dir()]
+
+
+def ensure_layer(name: str) -> Path:
+    layer = _get(name)
+    target = layer_dir(name)
+    if target.is_dir():
+        return target
+    started = time.monotonic()
+    say(f"building layer {name}: {' '.join(layer.packages)}")
+    build = target.with_name(target.name + ".build")
+    remove_tree(build)
+    upper, work, merged = build / "upper", build / "work", build / "merged"
+    log = logs_dir() / f"layer-{name}-build.log"
+    log.unlink(missing_ok=True)
+    try:
+        mount_overlay([base.base_dir()], upper, work, merged)
+        write(merged / base.POLICY_RC_D, "#!/bin/sh\nexit 101\n", 0o755)
+        script = "; ".join([
+            "set -e",
+            base.APT_FN,
+            "aget update",
+            f"aget install -y {' '.join(layer.packages)}",
+            layer.after,
+            "aget clean",
+            f"rm -f /{base.POLICY_RC_D}",
+        ])
+        base.nspawn_run(merged, script, log, proxy_url=proxy.local_url())
+        umount_all(merged)
+        os.replace(upper, target)
+    finally:
+        remove_tree(build)
+    say(f"layer {name} built in {time.monotonic() - started:.1f} s")
+    return target
+
+
+def drop_stale() -> None:
+    """Remove bases and layers of other recipe versions (and half-built ones): never used again.
+
+    One a running host still stands on is kept; a later `up` or `down` removes it.
+    """
+    keep = {base.base_dir(), *(layer_dir(n) for n in LAYERS)}
+    cache = config.cache_dir()
+    if not cache.is_dir():
+        return
+    for p in cache.iterdir():
+        if p.name.startswith(("base-v", "layer-")) and p not in keep and not used_by_overlay(p):
+            say(f"removing stale image {p}")
+            remove_tree(p)
