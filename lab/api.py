@@ -50,9 +50,11 @@ def up(n: int = 1, layer: str | None = None) -> list[dict[str, Any]]:
             state.save(st)  # recorded at once, so `down` can clean up even if the boot wait fails
         boot_started = time.monotonic()
         waits = hostmod.wait_all(refs)
-        say(f"booted {', '.join(f'{n} ({t:.1f} s)' for n, t in waits.items())}; "
+        say(
+            f"booted {', '.join(f'{n} ({t:.1f} s)' for n, t in waits.items())}; "
             f"boot {time.monotonic() - boot_started:.1f} s, up {time.monotonic() - started:.1f} s"
-            + (f"; layer {layer}" if layer else ""))
+            + (f"; layer {layer}" if layer else "")
+        )
         return hosts()
 
 
@@ -67,8 +69,7 @@ def down() -> None:
             say("lab is down; nothing to do")
             return
         started = time.monotonic()
-        hostmod.stop({n: st.hosts[n].proc if n in st.hosts else None
-                      for n in sorted(names, key=config.host_index)})
+        hostmod.stop({n: st.hosts[n].proc if n in st.hosts else None for n in sorted(names, key=config.host_index)})
         st.hosts = {}
         state.save(st)
         net.delete_bridge()
@@ -127,14 +128,25 @@ def status() -> dict[str, Any]:
     for n in sorted(st.hosts, key=config.host_index):
         h = st.hosts[n]
         alive = procs.alive(h.proc)
-        rows.append({
-            "name": n, "address": config.host_address(n), "pid": h.proc["pid"], "alive": alive,
-            "ssh": alive and hostmod.ssh_ok(n), "layer": h.layer,
-            "mem_mib": procs.pss_mib(h.proc["pid"]) if alive else 0.0,
-        })
+        rows.append(
+            {
+                "name": n,
+                "address": config.host_address(n),
+                "pid": h.proc["pid"],
+                "alive": alive,
+                "ssh": alive and hostmod.ssh_ok(n),
+                "layer": h.layer,
+                "mem_mib": procs.pss_mib(h.proc["pid"]) if alive else 0.0,
+            }
+        )
     proxy_ref = st.proxy if procs.alive(st.proxy) else proxy.from_pid_file()
-    return {"hosts": rows, "proxy": proxy_ref, "proxy_alive": procs.alive(proxy_ref),
-            "bridge": net.link_exists(config.BRIDGE), "base": base.base_dir().is_dir()}
+    return {
+        "hosts": rows,
+        "proxy": proxy_ref,
+        "proxy_alive": procs.alive(proxy_ref),
+        "bridge": net.link_exists(config.BRIDGE),
+        "base": base.base_dir().is_dir(),
+    }
 
 
 def _preflight() -> None:

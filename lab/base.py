@@ -16,12 +16,27 @@ from .state import logs_dir
 # Bump when the configure recipe below changes: the next `up` rebuilds the base (and its layers).
 BASE_VERSION = 2
 
-INCLUDE = ["systemd", "systemd-sysv", "dbus", "openssh-server", "sudo", "python3", "iproute2", "iputils-ping",
-           "ca-certificates", "gnupg"]
+INCLUDE = [
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "openssh-server",
+    "sudo",
+    "python3",
+    "iproute2",
+    "iputils-ping",
+    "ca-certificates",
+    "gnupg",
+]
 
 # Units that only cost boot time or fail in a container with no console.
-MASK = ["systemd-firstboot.service", "apt-daily.timer", "apt-daily-upgrade.timer", "getty@tty1.service",
-        "console-getty.service"]
+MASK = [
+    "systemd-firstboot.service",
+    "apt-daily.timer",
+    "apt-daily-upgrade.timer",
+    "getty@tty1.service",
+    "console-getty.service",
+]
 
 POLICY_RC_D = "usr/sbin/policy-rc.d"
 
@@ -48,8 +63,11 @@ def ensure_base() -> Path:
     if debootstrap is None:
         raise LabError("debootstrap is not installed")
     try:
-        run([debootstrap, "--variant=minbase", f"--include={','.join(INCLUDE)}", config.SUITE, build,
-             config.MIRROR], env=env, log=log)
+        run(
+            [debootstrap, "--variant=minbase", f"--include={','.join(INCLUDE)}", config.SUITE, build, config.MIRROR],
+            env=env,
+            log=log,
+        )
         configure(build, log)
     except BaseException:
         remove_tree(build)  # debootstrap may leave /proc and /sys mounted inside: never rm across them
@@ -61,12 +79,17 @@ def ensure_base() -> Path:
 
 def configure(root: Path, log: Path) -> None:
     (root / "etc/apt/sources.list").unlink(missing_ok=True)
-    signed = "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n" if (
-        root / "usr/share/keyrings/debian-archive-keyring.gpg").exists() else ""
+    signed = (
+        "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+        if (root / "usr/share/keyrings/debian-archive-keyring.gpg").exists()
+        else ""
+    )
     s = config.SUITE
-    write(root / "etc/apt/sources.list.d/debian.sources",
-          f"Types: deb\nURIs: {config.MIRROR}\nSuites: {s} {s}-updates\nComponents: main\n{signed}\n"
-          f"Types: deb\nURIs: {config.SECURITY_MIRROR}\nSuites: {s}-security\nComponents: main\n{signed}")
+    write(
+        root / "etc/apt/sources.list.d/debian.sources",
+        f"Types: deb\nURIs: {config.MIRROR}\nSuites: {s} {s}-updates\nComponents: main\n{signed}\n"
+        f"Types: deb\nURIs: {config.SECURITY_MIRROR}\nSuites: {s}-security\nComponents: main\n{signed}",
+    )
     # Hosts have no route off the bridge: every package comes through the proxy on the bridge address.
     write(root / "etc/apt/apt.conf.d/01hearthdb-lab-proxy", f'Acquire::http::Proxy "{proxy.url()}";\n')
     write(root / "etc/fstab", "")
@@ -80,15 +103,17 @@ def configure(root: Path, log: Path) -> None:
     write(resolv, "# hearthdb lab: no DNS; lab host names are in /etc/hosts\n")
     write(root / "etc/hostname", "localhost\n")
     write(root / POLICY_RC_D, "#!/bin/sh\nexit 101\n", 0o755)
-    script = "; ".join([
-        "set -e",
-        APT_FN,
-        "aget update",
-        "aget -y -o Dpkg::Options::=--force-confold upgrade",
-        "systemctl enable systemd-networkd",
-        f"systemctl mask {' '.join(MASK)}",
-        "apt-get clean",
-    ])
+    script = "; ".join(
+        [
+            "set -e",
+            APT_FN,
+            "aget update",
+            "aget -y -o Dpkg::Options::=--force-confold upgrade",
+            "systemctl enable systemd-networkd",
+            f"systemctl mask {' '.join(MASK)}",
+            "apt-get clean",
+        ]
+    )
     nspawn_run(root, script, log, proxy_url=proxy.local_url())
     (root / POLICY_RC_D).unlink(missing_ok=True)
     for p in (root / "var/log").rglob("*"):
@@ -98,8 +123,23 @@ def configure(root: Path, log: Path) -> None:
 
 def nspawn_run(root: Path, script: str, log: Path, proxy_url: str) -> None:
     """Run a shell script in `root` without booting it, on the host's network (to reach 127.0.0.1)."""
-    run(["systemd-nspawn", "-q", "-D", root, "--register=no", "--keep-unit", "--resolv-conf=off",
-         "--timezone=off", "--link-journal=no",
-         f"--setenv=http_proxy={proxy_url}", "--setenv=DEBIAN_FRONTEND=noninteractive",
-         "/bin/sh", "-c", script],
-        env=dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1"), log=log)
+    run(
+        [
+            "systemd-nspawn",
+            "-q",
+            "-D",
+            root,
+            "--register=no",
+            "--keep-unit",
+            "--resolv-conf=off",
+            "--timezone=off",
+            "--link-journal=no",
+            f"--setenv=http_proxy={proxy_url}",
+            "--setenv=DEBIAN_FRONTEND=noninteractive",
+            "/bin/sh",
+            "-c",
+            script,
+        ],
+        env=dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1"),
+        log=log,
+    )

@@ -11,18 +11,26 @@ from .shell import LabError
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hearthdb-lab", description="Disposable Debian 13 test hosts "
-                                "(systemd-nspawn on a private bridge) for hearthdb. Run as root.")
+    p = argparse.ArgumentParser(
+        prog="hearthdb-lab",
+        description="Disposable Debian 13 test hosts (systemd-nspawn on a private bridge) for hearthdb. Run as root.",
+    )
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("up", help="start hosts hdb1..hdbN (only the missing ones)")
     s.add_argument("n", nargs="?", type=int, default=1, help="number of hosts (default 1)")
-    s.add_argument("--layer", choices=sorted(layers.LAYERS),
-                   help="stack a pre-built layer under the new hosts (postgresql: packages, no cluster)")
+    s.add_argument(
+        "--layer",
+        choices=sorted(layers.LAYERS),
+        help="stack a pre-built layer under the new hosts (postgresql: packages, no cluster)",
+    )
     sub.add_parser("down", help="stop every host, the bridge and the apt proxy")
     s = sub.add_parser("reset", help="recreate one host from its cached layers (fresh upper)")
     s.add_argument("host")
-    s.add_argument("--layer", choices=[*sorted(layers.LAYERS), "none"],
-                   help="switch the host to this layer (none = plain base); default: keep its layer")
+    s.add_argument(
+        "--layer",
+        choices=[*sorted(layers.LAYERS), "none"],
+        help="switch the host to this layer (none = plain base); default: keep its layer",
+    )
     sub.add_parser("status", help="table of hosts and the apt proxy")
     s = sub.add_parser("ssh", help="ssh into a host with the lab's ssh config")
     s.add_argument("host")
@@ -46,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "status":
             _print_status()
         elif args.command == "ssh":
-            config.host_index(args.host)
+            if args.host not in {h["name"] for h in api.hosts()}:
+                raise LabError(f"{args.host} is not up (see `hearthdb-lab status`)")
             cmd = ["ssh", "-F", str(api.ssh_config_path()), args.host, *args.cmd]
             sys.stdout.flush()
             os.execvp("ssh", cmd)
@@ -64,8 +73,10 @@ def _print_status() -> None:
     if rows:
         print(f"{'HOST':<7}{'ADDRESS':<14}{'PID':>8}  {'RUNNING':<8}{'SSH':<5}{'PSS MiB':>8}  LAYER")
         for r in rows:
-            print(f"{r['name']:<7}{r['address']:<14}{r['pid']:>8}  {'yes' if r['alive'] else 'NO':<8}"
-                  f"{'ok' if r['ssh'] else 'NO':<5}{r['mem_mib']:>8.1f}  {r['layer'] or '-'}")
+            print(
+                f"{r['name']:<7}{r['address']:<14}{r['pid']:>8}  {'yes' if r['alive'] else 'NO':<8}"
+                f"{'ok' if r['ssh'] else 'NO':<5}{r['mem_mib']:>8.1f}  {r['layer'] or '-'}"
+            )
     else:
         print("no hosts up")
     proxy = st["proxy"]
@@ -73,8 +84,10 @@ def _print_status() -> None:
         print(f"apt proxy: pid {proxy['pid']} on 127.0.0.1, {config.BRIDGE_ADDRESS}:{config.PROXY_PORT}")
     else:
         print("apt proxy: not running")
-    print(f"bridge {config.BRIDGE}: {'up' if st['bridge'] else 'absent'}; "
-          f"base image: {'cached' if st['base'] else 'not built'}")
+    print(
+        f"bridge {config.BRIDGE}: {'up' if st['bridge'] else 'absent'}; "
+        f"base image: {'cached' if st['base'] else 'not built'}"
+    )
 
 
 if __name__ == "__main__":

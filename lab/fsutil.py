@@ -63,8 +63,7 @@ def mount_overlay(lowers: list[Path], upper: Path, work: Path, merged: Path) -> 
         d.mkdir(parents=True, exist_ok=True)
     # lowerdir lists the topmost layer first.
     lower = ":".join(str(p) for p in lowers)
-    run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={lower},upperdir={upper},workdir={work}",
-         str(merged)])
+    run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={lower},upperdir={upper},workdir={work}", str(merged)])
 
 
 def write(path: Path, text: str, mode: int = 0o644) -> None:

@@ -73,12 +73,21 @@ def create(name: str, layer: str | None, peers: list[str]) -> ProcRef:
 
 def boot(name: str) -> ProcRef:
     args = [
-        "systemd-nspawn", "-D", str(merged(name)), "-M", name, "-b",
+        "systemd-nspawn",
+        "-D",
+        str(merged(name)),
+        "-M",
+        name,
+        "-b",
         # No systemd on the host: nothing to register with, no scope to create.
-        "--register=no", "--keep-unit",
+        "--register=no",
+        "--keep-unit",
         f"--network-namespace-path={config.netns_path(name)}",
         "--capability=CAP_NET_ADMIN",
-        "--console=read-only", "--resolv-conf=off", "--timezone=off", "--link-journal=no",
+        "--console=read-only",
+        "--resolv-conf=off",
+        "--timezone=off",
+        "--link-journal=no",
     ]
     env = dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1")
     log = log_path(name)
@@ -105,11 +114,24 @@ def ssh_args(name: str, *extra: str) -> list[str]:
 
 def ssh_ok(name: str, timeout: float = 3.0) -> bool:
     # No control master here: a probe must leave no process behind and must not reuse a stale socket.
-    cmd = ssh_args(name, "-o", "ControlMaster=no", "-o", "ControlPath=none", "-o", "BatchMode=yes",
-                   "-o", f"ConnectTimeout={max(1, int(timeout))}")
+    cmd = ssh_args(
+        name,
+        "-o",
+        "ControlMaster=no",
+        "-o",
+        "ControlPath=none",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        f"ConnectTimeout={max(1, int(timeout))}",
+    )
     try:
-        return subprocess.run([*cmd, "true"], stdin=subprocess.DEVNULL, capture_output=True,
-                              timeout=timeout + 2, check=False).returncode == 0
+        return (
+            subprocess.run(
+                [*cmd, "true"], stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout + 2, check=False
+            ).returncode
+            == 0
+        )
     except subprocess.TimeoutExpired:
         return False
 
@@ -147,8 +169,13 @@ def close_master(name: str) -> None:
     # ControlPath given explicitly: the host may already be gone from ssh_config (leftover cleanup).
     sock = config.state_dir() / f"cm-{config.host_address(name)}"
     if sock.exists():
-        subprocess.run(ssh_args(name, "-o", f"ControlPath={sock}", "-O", "exit"), stdin=subprocess.DEVNULL,
-                       capture_output=True, timeout=10, check=False)
+        subprocess.run(
+            ssh_args(name, "-o", f"ControlPath={sock}", "-O", "exit"),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
         sock.unlink(missing_ok=True)
 
 

@@ -66,15 +66,17 @@ def ensure_layer(name: str) -> Path:
     try:
         mount_overlay([base.base_dir()], upper, work, merged)
         write(merged / base.POLICY_RC_D, "#!/bin/sh\nexit 101\n", 0o755)
-        script = "; ".join([
-            "set -e",
-            base.APT_FN,
-            "aget update",
-            f"aget install -y {' '.join(layer.packages)}",
-            layer.after,
-            "aget clean",
-            f"rm -f /{base.POLICY_RC_D}",
-        ])
+        script = "; ".join(
+            [
+                "set -e",
+                base.APT_FN,
+                "aget update",
+                f"aget install -y {' '.join(layer.packages)}",
+                layer.after,
+                "aget clean",
+                f"rm -f /{base.POLICY_RC_D}",
+            ]
+        )
         base.nspawn_run(merged, script, log, proxy_url=proxy.local_url())
         umount_all(merged)
         os.replace(upper, target)

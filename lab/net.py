@@ -16,8 +16,22 @@ def link_exists(name: str) -> bool:
 
 def ensure_bridge() -> None:
     if not link_exists(config.BRIDGE):
-        run(["ip", "link", "add", config.BRIDGE, "address", config.BRIDGE_MAC, "type", "bridge",
-             "stp_state", "0", "forward_delay", "0"])
+        run(
+            [
+                "ip",
+                "link",
+                "add",
+                config.BRIDGE,
+                "address",
+                config.BRIDGE_MAC,
+                "type",
+                "bridge",
+                "stp_state",
+                "0",
+                "forward_delay",
+                "0",
+            ]
+        )
     # Idempotent: re-asserting the address and MAC repairs a half-made bridge.
     run(["ip", "link", "set", config.BRIDGE, "address", config.BRIDGE_MAC])
     cidr = f"{config.BRIDGE_ADDRESS}/{config.PREFIX_LEN}"
@@ -37,8 +51,25 @@ def create_host_net(name: str) -> None:
     delete_host_net(name)  # a clean namespace every time: a reset must not inherit routes or rules
     run(["ip", "netns", "add", name])
     veth = config.veth_host_side(name)
-    run(["ip", "link", "add", veth, "address", config.veth_host_mac(name), "type", "veth",
-         "peer", "name", "eth0", "address", config.veth_guest_mac(name), "netns", name])
+    run(
+        [
+            "ip",
+            "link",
+            "add",
+            veth,
+            "address",
+            config.veth_host_mac(name),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "address",
+            config.veth_guest_mac(name),
+            "netns",
+            name,
+        ]
+    )
     run(["ip", "link", "set", veth, "master", config.BRIDGE, "up"])
     # Address and links set from outside as well (networkd inside re-asserts the same address): the
     # host answers ARP from the first moment, so the SSH wait is not stretched by 1 s ARP retries.

@@ -50,8 +50,10 @@ def ensure(st: LabState) -> None:
     if binary is None:
         raise LabError("apt-cacher-ng is not installed")
     if _port_open("127.0.0.1"):
-        raise LabError(f"port {config.PROXY_PORT} on 127.0.0.1 is taken by a process the lab did not start "
-                       "(a system apt-cacher-ng?); stop it first")
+        raise LabError(
+            f"port {config.PROXY_PORT} on 127.0.0.1 is taken by a process the lab did not start "
+            "(a system apt-cacher-ng?); stop it first"
+        )
     log_dir = logs_dir() / "apt-cacher-ng"
     for d in (cache_path(), log_dir, run_dir()):
         d.mkdir(parents=True, exist_ok=True)
@@ -62,24 +64,34 @@ def ensure(st: LabState) -> None:
     # Our own config, not /etc/apt-cacher-ng: the packaged one remaps Debian URLs to a default backend
     # (ftp.debian.org) that may not resolve where deb.debian.org does. With no Remap rules it is a plain
     # caching proxy for exactly the URLs the hosts' sources name.
-    write(conf / "acng.conf", "\n".join([
-        f"CacheDir: {cache_path()}",
-        f"LogDir: {log_dir}",
-        "SupportDir: /usr/lib/apt-cacher-ng",
-        f"Port: {config.PROXY_PORT}",
-        f"BindAddress: 127.0.0.1 {config.BRIDGE_ADDRESS}",
-        f"PidFile: {pid_file}",
-        f"SocketPath: {run_dir() / 'apt-cacher-ng.socket'}",
-        "ForeGround: 1",
-        "ExThreshold: 4",
-        "",
-    ]))
+    write(
+        conf / "acng.conf",
+        "\n".join(
+            [
+                f"CacheDir: {cache_path()}",
+                f"LogDir: {log_dir}",
+                "SupportDir: /usr/lib/apt-cacher-ng",
+                f"Port: {config.PROXY_PORT}",
+                f"BindAddress: 127.0.0.1 {config.BRIDGE_ADDRESS}",
+                f"PidFile: {pid_file}",
+                f"SocketPath: {run_dir() / 'apt-cacher-ng.socket'}",
+                "ForeGround: 1",
+                "ExThreshold: 4",
+                "",
+            ]
+        ),
+    )
     args = [binary, "-c", str(conf)]
     started = time.monotonic()
     # Popen(user=...) drops to the proxy's user before exec, like runuser, but the pid we keep is the
     # daemon's own.
-    ref: ProcRef = procs.spawn(args, log_dir / "stdout.log", user=USER, group=USER,
-                               env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(cache_path())})
+    ref: ProcRef = procs.spawn(
+        args,
+        log_dir / "stdout.log",
+        user=USER,
+        group=USER,
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(cache_path())},
+    )
     st.proxy = ref
     while not (_port_open("127.0.0.1") and _port_open(config.BRIDGE_ADDRESS)):
         if not procs.alive(ref):
@@ -116,4 +128,3 @@ def _port_open(addr: str) -> bool:
             return True
     except OSError:
         return False
-

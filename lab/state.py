@@ -87,8 +87,7 @@ def locked() -> Iterator[None]:
 
 
 def host_entry(name: str) -> dict[str, Any]:
-    return {"name": name, "address": config.host_address(name), "user": "root", "port": 22,
-            "key": str(key_path())}
+    return {"name": name, "address": config.host_address(name), "user": "root", "port": 22, "key": str(key_path())}
 
 
 def render_ssh_config(names: list[str], state: Path, key: Path) -> str:

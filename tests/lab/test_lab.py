@@ -20,22 +20,31 @@ CLI = [sys.executable, "-m", "lab.cli"]
 
 
 def ssh(name: str, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ssh", "-F", str(api.ssh_config_path()), name, command], stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=60, check=check)
+    return subprocess.run(
+        ["ssh", "-F", str(api.ssh_config_path()), name, command],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=check,
+    )
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     # Output captured through pipes: if a daemon inherited them, this would hang until the timeout.
-    return subprocess.run([*CLI, *args], stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          timeout=300, check=False)
+    return subprocess.run(
+        [*CLI, *args], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[list[dict]]:
     if os.geteuid() != 0:
         pytest.skip("lab tests need root")
-    entries = api.up(N)
-    yield entries
+    # Through the CLI with captured output: hangs (until the timeout) if a daemon kept our pipes.
+    result = cli("up", str(N))
+    assert result.returncode == 0, result.stderr
+    yield api.hosts()
     api.down()
 
 
@@ -44,8 +53,13 @@ def test_hosts_json_and_ssh_config_list_running_hosts(lab: list[dict]) -> None:
     assert [h["name"] for h in lab][:N] == names
     on_disk = json.loads(state.hosts_json_path().read_text())
     assert on_disk == api.hosts()
-    assert {"name": "hdb1", "address": "10.213.7.11", "user": "root", "port": 22,
-            "key": str(state.key_path())} in on_disk
+    assert {
+        "name": "hdb1",
+        "address": "10.213.7.11",
+        "user": "root",
+        "port": 22,
+        "key": str(state.key_path()),
+    } in on_disk
     cfg = api.ssh_config_path().read_text()
     for name in names:
         assert f"Host {name}\n" in cfg
@@ -69,9 +83,11 @@ def test_hosts_reach_each_other_by_name_and_address(lab: list[dict]) -> None:
 def test_hosts_fetch_packages_through_the_proxy(lab: list[dict]) -> None:
     # The hosts have no route off the bridge: the apt proxy on the bridge address is their only way out.
     ssh("hdb2", "apt-config dump | grep -q 'Acquire::http::Proxy \"http://10.213.7.1:3142\"'")
-    probe = ("python3 -c \"import urllib.request as u; o=u.build_opener(u.ProxyHandler("
-             "{'http': 'http://10.213.7.1:3142'})); "
-             "print(o.open('http://deb.debian.org/debian/dists/trixie/InRelease', timeout=30).status)\"")
+    probe = (
+        'python3 -c "import urllib.request as u; o=u.build_opener(u.ProxyHandler('
+        "{'http': 'http://10.213.7.1:3142'})); "
+        "print(o.open('http://deb.debian.org/debian/dists/trixie/InRelease', timeout=30).status)\""
+    )
     assert ssh("hdb2", probe).stdout.strip() == "200"
     assert ssh("hdb2", "ip route").stdout.count("default") == 0
 
@@ -114,8 +130,7 @@ def test_status_exits_zero(lab: list[dict]) -> None:
 
 def _lab_overlay_mounts() -> list[str]:
     root = str(config.state_dir())
-    return [line for line in Path("/proc/self/mounts").read_text().splitlines()
-            if line.split()[1].startswith(root)]
+    return [line for line in Path("/proc/self/mounts").read_text().splitlines() if line.split()[1].startswith(root)]
 
 
 def test_down_leaves_nothing_behind_and_is_idempotent(lab: list[dict]) -> None:

@@ -66,10 +66,8 @@ def test_publish_writes_hosts_json_and_ssh_config(tmp_path: Path, monkeypatch: p
     state.publish(["hdb1", "hdb3"])
     entries = json.loads((tmp_path / "hosts.json").read_text())
     assert entries == [
-        {"name": "hdb1", "address": "10.213.7.11", "user": "root", "port": 22,
-         "key": str(tmp_path / "id_ed25519")},
-        {"name": "hdb3", "address": "10.213.7.13", "user": "root", "port": 22,
-         "key": str(tmp_path / "id_ed25519")},
+        {"name": "hdb1", "address": "10.213.7.11", "user": "root", "port": 22, "key": str(tmp_path / "id_ed25519")},
+        {"name": "hdb3", "address": "10.213.7.13", "user": "root", "port": 22, "key": str(tmp_path / "id_ed25519")},
     ]
     assert "Host hdb3" in (tmp_path / "ssh_config").read_text()
     state.publish([])
@@ -78,8 +76,9 @@ def test_publish_writes_hosts_json_and_ssh_config(tmp_path: Path, monkeypatch: p
 
 def test_state_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HEARTHDB_LAB_DIR", str(tmp_path))
-    st = state.LabState(proxy={"pid": 10, "start": 5},
-                        hosts={"hdb2": state.HostState(proc={"pid": 11, "start": 6}, layer="postgresql")})
+    st = state.LabState(
+        proxy={"pid": 10, "start": 5}, hosts={"hdb2": state.HostState(proc={"pid": 11, "start": 6}, layer="postgresql")}
+    )
     state.save(st)
     back = state.load()
     assert back.to_json() == st.to_json()
