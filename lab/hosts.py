@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -191,7 +192,16 @@ def stop(names_refs: dict[str, ProcRef | None]) -> None:
         refs.append(ref if procs.alive(ref) else nspawn_in_netns(name))
     procs.terminate([r for r in refs if r], timeout=20)
     for name in names_refs:
+        _kill_orphaned_container(name)
         destroy_leftovers(name)
+
+
+def _kill_orphaned_container(name: str) -> None:
+    # An nspawn killed with SIGKILL leaves its container running (systemd and all, re-parented to
+    # pid 1). Killing the container's init ends its whole pid namespace.
+    inside = set(procs.in_netns(config.netns_path(name)))
+    roots = [procs.ref_of(p) for p in inside if procs.parent(p) not in inside]
+    procs.terminate([r for r in roots if r], timeout=0, first=signal.SIGKILL)
 
 
 def nspawn_in_netns(name: str) -> ProcRef | None:

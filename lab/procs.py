@@ -74,11 +74,11 @@ def alive(ref: ProcRef | None) -> bool:
     return int(fields[19]) == ref["start"]
 
 
-def terminate(refs: Iterable[ProcRef], timeout: float = 20.0) -> None:
-    """SIGTERM every live process, wait for all; SIGKILL what is still there after `timeout`."""
+def terminate(refs: Iterable[ProcRef], timeout: float = 20.0, first: signal.Signals = signal.SIGTERM) -> None:
+    """Send `first` to every live process, wait for all; SIGKILL what is still there after `timeout`."""
     live = [r for r in refs if alive(r)]
     for r in live:
-        _signal(r, signal.SIGTERM)
+        _signal(r, first)
     deadline = time.monotonic() + timeout
     while live and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -120,6 +121,20 @@ def test_postgresql_layer_has_packages_but_no_cluster(lab: list[dict]) -> None:
     assert ssh(name, "pg_lsclusters --no-header").stdout.strip() == ""
     api.reset(name)  # the layer is remembered per host
     ssh(name, "test -x /usr/lib/postgresql/17/bin/postgres")
+
+
+def test_up_recovers_a_host_whose_nspawn_was_killed(lab: list[dict]) -> None:
+    ref = state.load().hosts["hdb3"].proc
+    netns = config.netns_path("hdb3")
+    # The container's own processes outlive a SIGKILLed nspawn: up must find and end them too.
+    orphans = [r for r in map(procs.ref_of, procs.in_netns(netns)) if r]
+    assert orphans
+    os.kill(ref["pid"], signal.SIGKILL)
+    api.up(N)
+    assert not procs.alive(ref)
+    assert not any(procs.alive(r) for r in orphans)
+    assert ssh("hdb3", "systemctl is-system-running").stdout.strip() == "running"
+    ssh("hdb1", "ping -c1 -W2 hdb3")
 
 
 def test_status_exits_zero(lab: list[dict]) -> None:
