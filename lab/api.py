@@ -146,6 +146,7 @@ def status() -> dict[str, Any]:
         "proxy_alive": procs.alive(proxy_ref),
         "bridge": net.link_exists(config.BRIDGE),
         "base": base.base_dir().is_dir(),
+        "layers": {n: layers.layer_dir(n).is_dir() for n in sorted(layers.LAYERS)},
     }
 
 

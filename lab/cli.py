@@ -86,7 +86,8 @@ def _print_status() -> None:
         print("apt proxy: not running")
     print(
         f"bridge {config.BRIDGE}: {'up' if st['bridge'] else 'absent'}; "
-        f"base image: {'cached' if st['base'] else 'not built'}"
+        f"base image: {'cached' if st['base'] else 'not built'}; "
+        + ", ".join(f"layer {n}: {'cached' if ok else 'not built'}" for n, ok in st["layers"].items())
     )
 
 
