@@ -12,15 +12,13 @@ from pyinfra.api import FactBase, StringCommand, operation
 
 from .objects import show_plan
 
-# What the server itself says of the files on disk, read fresh at query time.
-CHECKS = {
-    "settings": (
-        "SELECT string_agg(coalesce(name, '?') || ': ' || error, '; ') FROM pg_file_settings "
-        "WHERE error IS NOT NULL AND error NOT LIKE '%without restarting the server%'"
-    ),
-    "hba": "SELECT string_agg('line ' || line_number || ': ' || error, '; ') FROM pg_hba_file_rules "
-    "WHERE error IS NOT NULL",
-}
+# How the server checks a file before it goes live. Settings: `postgres -C` parses the whole
+# configuration as a starting server would (every value, restart-context ones included) and exits 1
+# naming the bad one; pg_file_settings cannot tell a bad value from a pending restart. pg_hba:
+# pg_hba_file_rules reads the file on disk fresh.
+HBA_CHECK = (
+    "SELECT string_agg('line ' || line_number || ': ' || error, '; ') FROM pg_hba_file_rules WHERE error IS NOT NULL"
+)
 
 
 class FileDigests(FactBase):
@@ -47,36 +45,42 @@ class FileDigests(FactBase):
 
 def install_script(path: str, kind: str, version: int, cluster: str, port: int) -> str:
     """Shell script (run as root) that installs stdin as `path`, or puts the old file back."""
+    v, c = int(version), shlex.quote(cluster)
     psql = f"runuser -u postgres -- psql -X -q -A -t -p {int(port)} -d postgres -c"
-    f = shlex.quote(path)
-    # validate: pg_file_settings/pg_hba_file_rules, plus `postgres -C` for settings, which parses every
-    # value (restart-context ones included) the way a starting server would.
-    validate = f'err=$({psql} {shlex.quote(CHECKS[kind])}) || err="the server could not check the file"'
     if kind == "settings":
-        validate += (
-            f'; [ -n "$err" ] || err=$(runuser -u postgres -- /usr/lib/postgresql/{int(version)}/bin/postgres '
-            f"-D /var/lib/postgresql/{int(version)}/{shlex.quote(cluster)} "
-            f"-c config_file=/etc/postgresql/{int(version)}/{shlex.quote(cluster)}/postgresql.conf "
-            "-C server_version_num 2>&1 >/dev/null | tr '\\n' ' ')"
+        check = (
+            f"out=$(runuser -u postgres -- /usr/lib/postgresql/{v}/bin/postgres -D /var/lib/postgresql/{v}/{c} "
+            f"-c config_file=/etc/postgresql/{v}/{c}/postgresql.conf -C server_version_num 2>&1 >/dev/null) "
+            "|| {{ err=$(printf '%s\\n' \"$out\" | grep -v FATAL | sed 's/^.*LOG: *//' | tr '\\n' ' '); "
+            '[ -n "$err" ] || err="postgres -C failed: $out"; }}'.replace("{{", "{").replace("}}", "}")
         )
-    return (
-        "set -eu; "
-        f'f={f}; umask 077; cat > "$f.hearthdb-new"; chown postgres:postgres "$f.hearthdb-new"; '
-        'chmod 640 "$f.hearthdb-new"; '
-        'if [ -e "$f" ]; then cp -p "$f" "$f.hearthdb-prev"; else rm -f "$f.hearthdb-prev"; fi; '
-        'mv "$f.hearthdb-new" "$f"; '
-        f"{validate}; "
-        'if [ -n "$err" ]; then '
-        'if [ -e "$f.hearthdb-prev" ]; then mv "$f.hearthdb-prev" "$f"; else rm -f "$f"; fi; '
-        f'echo "hearthdb: {kind} refused by PostgreSQL, previous file kept: $err" >&2; exit 1; fi; '
-        'rm -f "$f.hearthdb-prev"; '
-        f"before=$({psql} 'SELECT pg_conf_load_time()'); {psql} 'SELECT pg_reload_conf()' >/dev/null; "
-        "i=0; while [ $i -lt 100 ]; do "
-        f'[ "$({psql} \'SELECT pg_conf_load_time()\')" != "$before" ] && break; i=$((i+1)); sleep 0.05; done; '
-        f"pending=$({psql} \"SELECT string_agg(name, ', ') FROM pg_settings WHERE pending_restart\"); "
-        'if [ -n "$pending" ]; then echo "hearthdb: restarting for $pending" >&2; '
-        f"pg_ctlcluster {int(version)} {shlex.quote(cluster)} restart; fi"
-    )
+    else:
+        check = f'err=$({psql} {shlex.quote(HBA_CHECK)}) || err="the server could not check the file"'
+    return f"""set -eu
+f={shlex.quote(path)}
+umask 077
+cat > "$f.hearthdb-new"
+chown postgres:postgres "$f.hearthdb-new"
+chmod 640 "$f.hearthdb-new"
+if [ -e "$f" ]; then cp -p "$f" "$f.hearthdb-prev"; else rm -f "$f.hearthdb-prev"; fi
+mv "$f.hearthdb-new" "$f"
+err=""
+{check}
+if [ -n "$err" ]; then
+  if [ -e "$f.hearthdb-prev" ]; then mv "$f.hearthdb-prev" "$f"; else rm -f "$f"; fi
+  echo "hearthdb: {kind} refused by PostgreSQL, previous file kept: $err" >&2
+  exit 1
+fi
+rm -f "$f.hearthdb-prev"
+before=$({psql} 'SELECT pg_conf_load_time()')
+{psql} 'SELECT pg_reload_conf()' >/dev/null
+i=0
+while [ $i -lt 100 ] && [ "$({psql} 'SELECT pg_conf_load_time()')" = "$before" ]; do i=$((i+1)); sleep 0.05; done
+pending=$({psql} "SELECT string_agg(name, ', ') FROM pg_settings WHERE pending_restart")
+if [ -n "$pending" ]; then
+  echo "hearthdb: restarting {v}/{c} for $pending" >&2
+  pg_ctlcluster {v} {c} restart
+fi"""
 
 
 @operation()
