@@ -292,7 +292,7 @@ def _check_references(cfg: HearthConfig) -> None:
             raise ValueError(f"roles.{name}.state: {name!r} is required by shared_db or ai_names")
     derived = derived_database_names(cfg)
     for name, db in cfg.databases.items():
-        if db.owner is None and name not in derived:
+        if db.owner is None and name not in derived and db.state == "present":
             raise ValueError(f"databases.{name}.owner: required for a database hearthdb does not derive")
         if db.owner is not None and db.owner not in present:
             raise ValueError(f"databases.{name}.owner: role {db.owner!r} is not declared in roles; add it under roles")

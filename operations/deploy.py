@@ -62,6 +62,9 @@ def converge(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None)
         **where,
     )
     conffiles.config_file(name="pg_hba", path=f"{etc}/pg_hba.conf", content=hba_content(cfg), kind="hba", **where)
-    objects.roles(name="roles", desired=desired_roles(cfg, passwords), allow_drop=cfg.allow_drop, **where)
+    roles = desired_roles(cfg, passwords)
+    objects.roles(name="roles", desired=roles, **where)
     objects.databases(name="databases", desired=dbs, allow_drop=cfg.allow_drop, **where)
     objects.extensions(name="extensions", desired=with_template1(cfg, dbs), **where)
+    if any(not r.present for r in roles.values()):
+        objects.dropped_roles(name="absent roles", desired=roles, allow_drop=cfg.allow_drop, **where)

@@ -12,7 +12,7 @@ from pyinfra.api.state import StateStage
 
 from .desired import DatabaseSpec, RoleSpec
 from .facts import pg_state
-from .plan import plan_databases, plan_extensions, plan_roles
+from .plan import plan_databases, plan_extensions, plan_role_drops, plan_roles
 from .psql import SqlCommand, Stmt
 
 
@@ -32,17 +32,30 @@ def _apply(kind: str, port: int, statements: list[Stmt], count: int):
 
 
 @operation()
-def roles(desired: dict[str, RoleSpec], version: int, cluster: str, port: int, allow_drop: bool = False):
+def roles(desired: dict[str, RoleSpec], version: int, cluster: str, port: int):
     """
     Create roles and converge their attributes, connection limit, password (as a SCRAM verifier,
-    sent only when it differs), per-role settings and memberships; drop roles declared absent.
+    sent only when it differs), per-role settings and memberships.
 
     + desired: role name -> RoleSpec
     + version, cluster, port: the cluster to act on
-    + allow_drop: permit DROP ROLE for roles declared absent
     """
     have = pg_state(version, cluster, port).get("roles") or {}
-    yield from _apply("roles", port, plan_roles(desired, have, allow_drop), len(desired))
+    yield from _apply("roles", port, plan_roles(desired, have), len(desired))
+
+
+@operation()
+def dropped_roles(desired: dict[str, RoleSpec], version: int, cluster: str, port: int, allow_drop: bool = False):
+    """
+    Drop the roles declared absent (after their databases are gone).
+
+    + desired: role name -> RoleSpec
+    + version, cluster, port: the cluster to act on
+    + allow_drop: must be true for any role to be dropped
+    """
+    have = pg_state(version, cluster, port).get("roles") or {}
+    absent = sum(1 for r in desired.values() if not r.present)
+    yield from _apply("absent roles", port, plan_role_drops(desired, have, allow_drop), absent)
 
 
 @operation()

@@ -55,17 +55,26 @@ def _memberships(name: str, spec: RoleSpec, have: list[str]) -> list[Stmt]:
     return out
 
 
-def plan_roles(desired: dict[str, RoleSpec], actual: dict[str, dict[str, Any]], allow_drop: bool = False) -> list[Stmt]:
+def plan_role_drops(
+    desired: dict[str, RoleSpec], actual: dict[str, dict[str, Any]], allow_drop: bool = False
+) -> list[Stmt]:
+    """DROP ROLE for roles declared absent that exist (run after databases are dropped)."""
+    out = []
+    for name, spec in desired.items():
+        if not spec.present and name in actual:
+            if not allow_drop:
+                raise PlanError(f"roles.{name}: declared absent, but allow_drop is false")
+            out.append(stmt("DROP ROLE {}", name))
+    return out
+
+
+def plan_roles(desired: dict[str, RoleSpec], actual: dict[str, dict[str, Any]]) -> list[Stmt]:
     out: list[Stmt] = []
     secret = False
     for name, spec in desired.items():
         have = actual.get(name)
         if not spec.present:
-            if have is not None:
-                if not allow_drop:
-                    raise PlanError(f"roles.{name}: declared absent, but allow_drop is false")
-                out.append(stmt("DROP ROLE {}", name))
-            continue
+            continue  # dropped by plan_role_drops, after the databases they may own
         if have is None:
             limit = int(spec.connection_limit)
             out.append(stmt(f"CREATE ROLE {{}} {_flag_sql(spec)} CONNECTION LIMIT {limit}", name))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import testinfra
 import yaml
@@ -52,7 +53,7 @@ def lab_hosts() -> list[dict[str, Any]]:
     return hosts
 
 
-def testinfra_host(name: str) -> Any:
+def infra_host(name: str) -> Any:
     return testinfra.get_host(f"ssh://{name}", ssh_config=str(api.ssh_config_path()))
 
 
@@ -69,15 +70,23 @@ def ssh(name: str, command: str, stdin: str | None = None, check: bool = True) -
 
 def psql_json(name: str, query: str, database: str = "postgres", port: int = 5432) -> Any:
     """Run a query that returns one JSON value, as postgres over the local socket; SQL on stdin."""
-    out = ssh(name, f"sudo -u postgres psql -X -q -A -t -v ON_ERROR_STOP=1 -p {port} -d {database}", stdin=query)
+    out = ssh(
+        name, f"sudo -u postgres psql -X -q -A -t -v ON_ERROR_STOP=1 -p {port} -d {database}", stdin=query, check=False
+    )
+    if out.returncode != 0:
+        raise AssertionError(f"psql on {name} failed: {out.stderr}")
     return json.loads(out.stdout)
 
 
 @pytest.fixture(scope="session")
 def deploy(tmp_path_factory: pytest.TempPathFactory, lab_hosts: list[dict[str, Any]]) -> Callable[..., Run]:
-    """Run `pyinfra inventory.py deploy.py` against the named lab hosts with a given hearthdb.yml."""
+    """Run `pyinfra inventory.py deploy.py` against the named lab hosts with a given hearthdb.yml.
+    Generated passwords are kept in one secrets file for the whole session."""
+    secrets_file = tmp_path_factory.mktemp("secrets") / "secrets.yml"
 
-    def run(hosts: list[str], config: dict[str, Any] | None = None, *args: str, check: bool = True) -> Run:
+    def run(
+        hosts: list[str], config: dict[str, Any] | None = None, *args: str, check: bool = True, env: dict | None = None
+    ) -> Run:
         tmp_path = tmp_path_factory.mktemp("deploy")
         by_name = {h["name"]: h for h in lab_hosts}
         inventory = tmp_path / "hosts.yml"
@@ -93,7 +102,13 @@ def deploy(tmp_path_factory: pytest.TempPathFactory, lab_hosts: list[dict[str, A
         )
         cfg = tmp_path / "hearthdb.yml"
         cfg.write_text(yaml.safe_dump(config or {}))
-        env = {**os.environ, "HEARTHDB_INVENTORY": str(inventory), "HEARTHDB_CONFIG": str(cfg)}
+        env = {
+            **os.environ,
+            "HEARTHDB_INVENTORY": str(inventory),
+            "HEARTHDB_CONFIG": str(cfg),
+            "HEARTHDB_SECRETS": str(secrets_file),
+            **(env or {}),
+        }
         proc = subprocess.run(
             [PYINFRA, "inventory.py", "deploy.py", *args],
             cwd=ROOT,
@@ -107,19 +122,41 @@ def deploy(tmp_path_factory: pytest.TempPathFactory, lab_hosts: list[dict[str, A
             raise AssertionError(f"deploy failed ({proc.returncode}):\n{proc.stderr[-6000:]}")
         return result
 
+    run.secrets_file = secrets_file  # type: ignore[attr-defined]
     return run
 
 
+def secrets(deploy: Callable[..., Run]) -> dict[str, str]:
+    """The generated passwords the session's deploys use (controller side)."""
+    return yaml.safe_load(deploy.secrets_file.read_text())  # type: ignore[attr-defined]
+
+
 def changed_ops(plan_or_results: dict[str, Any]) -> list[str]:
-    """Names of operations pyinfra reports as changing, from its `--json` output."""
+    """Names of operations pyinfra reports as changing, from its `--json` output (without the
+    "hearthdb | " prefix of the deploy)."""
     if plan_or_results.get("results"):
-        return [op["name"] for op in plan_or_results["results"]["operations"] if op["success"]]
-    return [op["name"] for op in plan_or_results["plan"] if op["hosts_with_change"]]
+        names = [op["name"] for op in plan_or_results["results"]["operations"] if op["success"]]
+    else:
+        names = [op["name"] for op in plan_or_results["plan"] if op["hosts_with_change"]]
+    return [n.removeprefix("hearthdb | ") for n in names]
 
 
 @pytest.fixture(scope="session")
 def fresh_host(lab_hosts: list[dict[str, Any]]) -> Iterator[str]:
     """The last lab host, reset to the plain base (no PostgreSQL) for tests of the install path."""
     name = lab_hosts[-1]["name"]
-    api.reset(name)
+    api.reset(name, layer=None)
     yield name
+
+
+@pytest.fixture(scope="session")
+def pg_host(lab_hosts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first lab host, reset onto the cached layer with PostgreSQL packages (no cluster yet)."""
+    return api.reset(lab_hosts[0]["name"], layer="postgresql")
+
+
+def connect(host: dict[str, Any], user: str, password: str, dbname: str, **kwargs: Any) -> psycopg.Connection:
+    """A real client connection from the controller over the lab network (TCP, SCRAM)."""
+    return psycopg.connect(
+        host=host["address"], port=5432, user=user, password=password, dbname=dbname, connect_timeout=5, **kwargs
+    )

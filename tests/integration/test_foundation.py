@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from .conftest import Run, changed_ops, psql_json, testinfra_host
+from .conftest import Run, changed_ops, infra_host, psql_json
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def test_first_deploy_changes_and_succeeds(first_run: Run) -> None:
 
 
 def test_service_active_and_listening(first_run: Run, converged: str) -> None:
-    host = testinfra_host(converged)
+    host = infra_host(converged)
     assert host.package("postgresql-17").is_installed
     assert host.package("postgresql-17-pgvector").is_installed
     service = host.service("postgresql@17-main")
@@ -58,7 +58,7 @@ def test_databases_owned_as_declared_with_vector(first_run: Run, converged: str)
 
 
 def test_no_cluster_was_created_by_the_package(first_run: Run, converged: str) -> None:
-    host = testinfra_host(converged)
+    host = infra_host(converged)
     clusters = host.check_output("pg_lsclusters -h").splitlines()
     assert len(clusters) == 1
     assert clusters[0].split()[:4] == ["17", "main", "5432", "online"]

@@ -10,7 +10,7 @@ from pyinfra.api import HiddenValue
 from operations.config import Extension, parse_config
 from operations.desired import DatabaseSpec, RoleSpec, desired_databases, desired_roles
 from operations.errors import PlanError
-from operations.plan import plan_databases, plan_extensions, plan_roles
+from operations.plan import plan_databases, plan_extensions, plan_role_drops, plan_roles
 from operations.scram import verifier
 
 
@@ -191,9 +191,11 @@ def test_role_settings_and_memberships_converge() -> None:
 
 def test_absent_role_dropped_only_with_allow_drop() -> None:
     spec = RoleSpec("old", present=False)
+    assert plan_roles({"old": spec}, {"old": _have()}) == []
     with pytest.raises(PlanError, match="allow_drop"):
-        plan_roles({"old": spec}, {"old": _have()})
-    assert sqls(plan_roles({"old": spec}, {"old": _have()}, allow_drop=True)) == ['DROP ROLE "old"']
+        plan_role_drops({"old": spec}, {"old": _have()})
+    assert sqls(plan_role_drops({"old": spec}, {"old": _have()}, allow_drop=True)) == ['DROP ROLE "old"']
+    assert plan_role_drops({"old": spec}, {}, allow_drop=True) == []
 
 
 def test_extension_updated_to_newest_when_unpinned_and_unknown_one_refused() -> None:
