@@ -88,8 +88,14 @@ class PgState(FactBase):
 
     default = dict
 
-    def command(self, version: int, cluster: str, port: int) -> str:
+    def command(self, version: int, cluster: str, port: int, extensions: bool = True) -> str:
         psql = psql_base(port)
+        guard = (
+            f"if command -v psql >/dev/null && pg_lsclusters -h {int(version)} {shlex.quote(cluster)} "
+            "2>/dev/null | grep -q online; then "
+        )
+        if not extensions:
+            return f"{guard}{psql} -c {shlex.quote(SERVER_QUERY)}; fi"
         # The first psql writes a script (the server query, then `\connect` and the per-database query
         # for every database); the second runs it. One SSH round trip, one sudo, two psql processes.
         gen = (
@@ -97,11 +103,7 @@ class PgState(FactBase):
             f"(SELECT format(E'\\\\connect %s\\n%s;', quote_ident(datname), $d${DATABASE_QUERY}$d$) "
             "FROM pg_database WHERE datallowconn ORDER BY datname)"
         )
-        return (
-            f"if command -v psql >/dev/null && pg_lsclusters -h {int(version)} {shlex.quote(cluster)} "
-            "2>/dev/null | grep -q online; then "
-            f"{psql} -c {shlex.quote(gen)} | {psql}; fi"
-        )
+        return f"{guard}{psql} -c {shlex.quote(gen)} | {psql}; fi"
 
     def process(self, output: list[str]) -> dict[str, Any]:
         if not output:
@@ -122,5 +124,7 @@ class PgState(FactBase):
 PSQL_USER = {"_sudo": True, "_sudo_user": "postgres"}
 
 
-def pg_state(version: int, cluster: str, port: int) -> dict[str, Any]:
-    return host.get_fact(PgState, version=version, cluster=cluster, port=port, **PSQL_USER)
+def pg_state(version: int, cluster: str, port: int, extensions: bool = False) -> dict[str, Any]:
+    """The PgState fact; `extensions=True` also visits every database for its extensions (one
+    reconnect per database), which only the extensions operation needs."""
+    return host.get_fact(PgState, version=version, cluster=cluster, port=port, extensions=extensions, **PSQL_USER)

@@ -81,6 +81,6 @@ def extensions(desired: dict[str, DatabaseSpec], version: int, cluster: str, por
     + desired: database name -> DatabaseSpec (its `extensions`)
     + version, cluster, port: the cluster to act on
     """
-    st = pg_state(version, cluster, port)
+    st = pg_state(version, cluster, port, extensions=True)
     plan = plan_extensions(desired, st.get("databases") or {}, st.get("available_extensions") or {})
     yield from _apply("databases' extensions", port, plan, len(desired))
