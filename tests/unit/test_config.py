@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from operations.config import ai_database, load_config, parse_config
 from operations.errors import ConfigError
@@ -92,3 +93,12 @@ def test_yaml_syntax_error(tmp_path: Path) -> None:
 def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"must be a mapping of keys, got list"):
         load_config(write(tmp_path, "- a\n- b\n"))
+
+
+def test_documented_defaults_are_the_model_defaults() -> None:
+    # group_data/defaults.yml documents every key: it must state exactly what the model does.
+    from operations.config import DEFAULTS_FILE, HearthConfig
+
+    documented = yaml.safe_load(DEFAULTS_FILE.read_text())
+    assert set(documented) == set(HearthConfig.model_fields)
+    assert parse_config(documented) == HearthConfig()
