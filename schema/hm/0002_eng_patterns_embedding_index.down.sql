@@ -1,0 +1,2 @@
+-- hearthdb: no-transaction
+DROP INDEX CONCURRENTLY IF EXISTS eng_patterns_embedding_ivfflat;
