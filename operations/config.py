@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from .errors import ConfigError
-from .paths import ROOT
+from .paths import ROOT, SCHEMA
 from .settings_types import Scalar, check_setting
 
 DEFAULTS_FILE = ROOT / "group_data" / "defaults.yml"
@@ -84,7 +84,7 @@ ExtName = Annotated[str, AfterValidator(check_extension)]
 class Strict(BaseModel):
     """Unknown keys are errors (typos must not pass silently)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, populate_by_name=True)
 
 
 class Extension(Strict):
@@ -164,9 +164,20 @@ class Role(Strict):
         return self
 
 
+BUNDLE_RE = r"^[a-z0-9_]{1,32}$"
+Bundle = Annotated[str, Field(pattern=BUNDLE_RE)]
+
+
+class Schema(Strict):
+    shared: list[Bundle] = Field(default_factory=lambda: ["hm"])  # bundles for the shared database
+    ai: list[Bundle] = Field(default_factory=lambda: ["pp"])  # bundles for every AI database
+    embedding_dim: Annotated[int, Field(ge=1, le=16000)] = 1536  # psql variable :embedding_dim
+
+
 class Database(Strict):
     owner: Name | None = None  # required for a database that is not derived (shared or AI)
     extensions: list[Extension] | None = None  # default: default_extensions
+    bundles: list[Bundle] | None = None  # default: schema.shared / schema.ai for derived ones, else none
     connect: list[Name] = Field(default_factory=list)  # roles granted CONNECT besides the owner
     state: Literal["present", "absent"] = "present"
 
@@ -231,6 +242,7 @@ class HearthConfig(Strict):
     ai_db_suffix: Annotated[str, Field(pattern=r"^[a-z0-9_]{0,16}$")] = "_db"
     default_extensions: list[Extension] = Field(default_factory=lambda: [Extension(name="vector")])
     template1_extensions: list[Extension] = Field(default_factory=list)
+    schema_: Schema = Field(default_factory=Schema, alias="schema")
     roles: dict[Name, Role] = Field(default_factory=dict)
     databases: dict[Name, Database] = Field(default_factory=dict)
 
@@ -290,8 +302,15 @@ def _check_references(cfg: HearthConfig) -> None:
             raise ValueError(f"roles.{name}.state: absent needs allow_drop: true (the role will be dropped)")
         if role.state == "absent" and name in derived_role_names(cfg):
             raise ValueError(f"roles.{name}.state: {name!r} is required by shared_db or ai_names")
+    for key, bundles in (("schema.shared", cfg.schema_.shared), ("schema.ai", cfg.schema_.ai)):
+        for b in bundles:
+            if not (SCHEMA / b).is_dir():
+                raise ValueError(f"{key}: bundle {b!r} has no folder schema/{b}")
     derived = derived_database_names(cfg)
     for name, db in cfg.databases.items():
+        for b in db.bundles or []:
+            if not (SCHEMA / b).is_dir():
+                raise ValueError(f"databases.{name}.bundles: bundle {b!r} has no folder schema/{b}")
         if db.owner is None and name not in derived and db.state == "present":
             raise ValueError(f"databases.{name}.owner: required for a database hearthdb does not derive")
         if db.owner is not None and db.owner not in present:

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import getpass
+import socket
+
 from pyinfra.api import HiddenValue, deploy
 from pyinfra.operations import files
 
@@ -10,6 +13,7 @@ from . import conffiles, objects, server
 from .catalog import packages_for
 from .config import HearthConfig
 from .desired import DatabaseSpec, desired_databases, desired_roles
+from .migrations import parse_targets
 from .paths import TEMPLATES
 from .render import hba_content, settings_content
 
@@ -31,7 +35,7 @@ def with_template1(cfg: HearthConfig, dbs: dict[str, DatabaseSpec]) -> dict[str,
 
 
 @deploy("hearthdb")
-def converge(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None) -> None:
+def converge(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None, migrate_to: str | None = None) -> None:
     c = cfg.cluster
     etc = f"/etc/postgresql/{c.version}/{c.name}"
     dbs = desired_databases(cfg)
@@ -68,3 +72,11 @@ def converge(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None)
     objects.extensions(name="extensions", desired=with_template1(cfg, dbs), **where)
     if any(not r.present for r in roles.values()):
         objects.dropped_roles(name="absent roles", desired=roles, allow_drop=cfg.allow_drop, **where)
+    objects.migrations(
+        name="schema migrations",
+        desired=dbs,
+        targets=parse_targets(migrate_to),
+        variables={"embedding_dim": str(cfg.schema_.embedding_dim)},
+        applied_by=f"{getpass.getuser()}@{socket.gethostname()}",
+        **where,
+    )

@@ -49,6 +49,7 @@ class DatabaseSpec:
     extensions: tuple[Extension, ...] = ()
     connect: tuple[str, ...] = ()  # roles granted CONNECT besides the owner; PUBLIC never
     present: bool = True
+    bundles: tuple[str, ...] = ()  # schema bundles migrated in this database, in order
 
 
 def _role_defaults(cfg: HearthConfig, name: str) -> dict:
@@ -88,9 +89,11 @@ def desired_roles(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = 
 
 def desired_databases(cfg: HearthConfig) -> dict[str, DatabaseSpec]:
     monitor = [cfg.shared_db.owner] if cfg.shared_db.monitor else []
-    derived: dict[str, Database] = {cfg.shared_db.name: Database(owner=cfg.shared_db.owner, connect=cfg.ai_names)}
+    derived: dict[str, Database] = {
+        cfg.shared_db.name: Database(owner=cfg.shared_db.owner, connect=cfg.ai_names, bundles=cfg.schema_.shared)
+    }
     for ai in cfg.ai_names:
-        derived[ai_database(cfg, ai)] = Database(owner=ai, connect=monitor)
+        derived[ai_database(cfg, ai)] = Database(owner=ai, connect=monitor, bundles=cfg.schema_.ai)
     out = {}
     for name in dict.fromkeys([*derived, *cfg.databases]):
         base = derived.get(name)
@@ -110,5 +113,6 @@ def desired_databases(cfg: HearthConfig) -> dict[str, DatabaseSpec]:
             extensions=tuple(exts),
             connect=tuple(sorted(set(db.connect) - {db.owner})),
             present=db.state == "present",
+            bundles=tuple(db.bundles or ()),
         )
     return out

@@ -9,7 +9,7 @@ from typing import Any
 from pyinfra import host
 from pyinfra.api import FactBase
 
-from .queries import DATABASE_QUERY, SERVER_QUERY
+from .queries import PER_DATABASE_SCRIPT, SERVER_QUERY
 
 
 class DebPackageStatus(FactBase):
@@ -99,8 +99,8 @@ class PgState(FactBase):
         # The first psql writes a script (the server query, then `\connect` and the per-database query
         # for every database); the second runs it. One SSH round trip, one sudo, two psql processes.
         gen = (
-            f"SELECT $s${SERVER_QUERY};$s$ UNION ALL "
-            f"(SELECT format(E'\\\\connect %s\\n%s;', quote_ident(datname), $d${DATABASE_QUERY}$d$) "
+            f"SELECT $hdbs${SERVER_QUERY};$hdbs$ UNION ALL "
+            f"(SELECT format($hdbd${PER_DATABASE_SCRIPT}$hdbd$, quote_ident(datname)) "
             "FROM pg_database WHERE datallowconn ORDER BY datname)"
         )
         return f"{guard}{psql} -c {shlex.quote(gen)} | {psql}; fi"
@@ -114,7 +114,11 @@ class PgState(FactBase):
         for line in output[1:]:
             row = json.loads(line)
             db = state["databases"].get(row["db"])
-            if db is not None:
+            if db is None:
+                continue
+            if "ledger" in row:
+                db["ledger"] = row["ledger"]
+            else:
                 db["extensions"] = row["extensions"] or {}
                 db["public_create"] = bool(row.get("public_create"))
         return state

@@ -12,6 +12,7 @@ from pyinfra.api.state import StateStage
 
 from .desired import DatabaseSpec, RoleSpec
 from .facts import pg_state
+from .migrations import load_bundle, plan_migrations
 from .plan import plan_databases, plan_extensions, plan_role_drops, plan_roles
 from .psql import SqlCommand, Stmt
 
@@ -23,11 +24,11 @@ def show_plan(what: str, lines: list[str]) -> None:
 
 
 def _apply(kind: str, port: int, statements: list[Stmt], count: int):
-    changes = [s for s in statements if not s.sql.startswith("SET ")]
+    changes = [s for s in statements if s.change]
     if not changes:
         host.noop(f"{count} {kind} are as declared")
         return
-    show_plan(kind, [s.display for s in changes])
+    show_plan(kind, [s.display for s in statements if s.display])
     yield SqlCommand(port, statements)
 
 
@@ -84,3 +85,34 @@ def extensions(desired: dict[str, DatabaseSpec], version: int, cluster: str, por
     st = pg_state(version, cluster, port, extensions=True)
     plan = plan_extensions(desired, st.get("databases") or {}, st.get("available_extensions") or {})
     yield from _apply("databases' extensions", port, plan, len(desired))
+
+
+@operation()
+def migrations(
+    desired: dict[str, DatabaseSpec],
+    targets: dict[str, int],
+    variables: dict[str, str],
+    applied_by: str,
+    version: int,
+    cluster: str,
+    port: int,
+):
+    """
+    Bring every database's schema bundles to their target versions (head unless `targets` says
+    otherwise), up or down, under a per-database advisory lock, each migration with its ledger row.
+
+    + desired: database name -> DatabaseSpec (its `bundles` and `owner`)
+    + targets: bundle -> version to reach (from `--data migrate_to=hm:0`); others go to head
+    + variables: psql variables the bundles use (e.g. embedding_dim)
+    + applied_by: recorded in the ledger
+    + version, cluster, port: the cluster to act on
+    """
+    dbs = pg_state(version, cluster, port, extensions=True).get("databases") or {}
+    names = {b for spec in desired.values() for b in spec.bundles}
+    bundles = {b: load_bundle(b) for b in sorted(names)}
+    plan: list[Stmt] = []
+    for name, spec in desired.items():
+        if spec.present and spec.bundles:
+            ledger = (dbs.get(name) or {}).get("ledger")
+            plan += plan_migrations(spec, bundles, ledger, targets, variables, applied_by)
+    yield from _apply("databases' schemas", port, plan, sum(1 for s in desired.values() if s.bundles))

@@ -18,11 +18,14 @@ ROLE_FLAGS = ("login", "superuser", "createdb", "createrole", "replication", "by
 # Run before a statement that carries a verifier, in the same session: keep it out of the server log,
 # pg_stat_statements and pgaudit (patroni does the same).
 QUIET = [
-    Stmt("SET log_statement = 'none'"),
-    Stmt("SET log_min_duration_statement = -1"),
-    Stmt("SET log_min_error_statement = 'panic'"),
-    Stmt("SET pg_stat_statements.track_utility = off"),
-    Stmt("SET pgaudit.log = 'none'"),
+    Stmt(s, shown="", change=False)
+    for s in (
+        "SET log_statement = 'none'",
+        "SET log_min_duration_statement = -1",
+        "SET log_min_error_statement = 'panic'",
+        "SET pg_stat_statements.track_utility = off",
+        "SET pgaudit.log = 'none'",
+    )
 ]
 
 

@@ -15,11 +15,17 @@ class Stmt:
     """One SQL statement (or psql meta-command) as run, and as shown to the user (secrets masked)."""
 
     sql: str
-    shown: str = ""
+    shown: str | None = None  # None: shown as run; "": not shown (plumbing such as locks and guards)
+    raw: bool = False  # emitted exactly as written (a file's statements, a `\gset` query): no `;` added
+    change: bool = True  # False for session plumbing that alone is no change (SET, locks, guards)
 
     @property
     def display(self) -> str:
-        return self.shown or self.sql
+        return self.sql if self.shown is None else self.shown
+
+    @property
+    def script(self) -> str:
+        return self.sql if self.raw or self.sql.startswith("\\") else self.sql + ";"
 
 
 def stmt(template: str, *args: sql.Composable | str, **kwargs: sql.Composable | str) -> Stmt:
@@ -34,7 +40,7 @@ def stmt(template: str, *args: sql.Composable | str, **kwargs: sql.Composable | 
 
 def connect(database: str) -> Stmt:
     # psql treats a double-quoted meta-command argument like an identifier.
-    return Stmt("\\connect " + sql.Identifier(database).as_string(None))
+    return Stmt("\\connect " + sql.Identifier(database).as_string(None), change=False)
 
 
 class SqlCommand(StringCommand):
@@ -43,9 +49,9 @@ class SqlCommand(StringCommand):
     neither sudo's log, `ps` nor the journal ever sees the SQL."""
 
     def __init__(self, port: int, statements: list[Stmt], database: str = "postgres") -> None:
-        script = "\n".join(s.sql if s.sql.startswith("\\") else s.sql + ";" for s in statements)
+        script = "\n".join(s.script for s in statements)
         super().__init__(psql_base(port, database), _stdin=script + "\n", **PSQL_USER)
-        self.shown = "\n".join(s.display if s.sql.startswith("\\") else s.display + ";" for s in statements)
+        self.shown = "\n".join(s.display for s in statements if s.display)
 
     def get_masked_value(self) -> str:
         return f"{super().get_masked_value()} <<'SQL'\n{self.shown}\nSQL"

@@ -48,3 +48,22 @@ SELECT json_build_object('db', current_database(),
   'public_create', (SELECT has_schema_privilege('public', oid, 'CREATE') FROM pg_namespace
                     WHERE nspname = 'public'))
 """.strip()
+
+# Per database, only where the ledger table exists: the migrations applied there.
+LEDGER_QUERY = r"""
+SELECT json_build_object('db', current_database(),
+  'ledger', (SELECT coalesce(json_agg(json_build_object('bundle', bundle, 'version', version, 'name', name,
+                                                         'sha256', sha256) ORDER BY bundle, version), '[]'::json)
+             FROM hearthdb.schema_migrations))
+""".strip()
+
+# The psql script run in every database (`%1$s` is the quoted database name, filled in by format()).
+PER_DATABASE_SCRIPT = (
+    "\\connect %1$s\n"
+    + DATABASE_QUERY
+    + ";\nSELECT to_regclass('hearthdb.schema_migrations') IS NOT NULL AS hearthdb_ledger \\gset\n"
+    + "\\if :hearthdb_ledger\n"
+    + LEDGER_QUERY
+    + ";\n\\endif"
+)
+assert "%" not in DATABASE_QUERY + LEDGER_QUERY  # format() would read it as a placeholder

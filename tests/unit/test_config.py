@@ -100,5 +100,5 @@ def test_documented_defaults_are_the_model_defaults() -> None:
     from operations.config import DEFAULTS_FILE, HearthConfig
 
     documented = yaml.safe_load(DEFAULTS_FILE.read_text())
-    assert set(documented) == set(HearthConfig.model_fields)
+    assert set(documented) == {f.alias or n for n, f in HearthConfig.model_fields.items()}
     assert parse_config(documented) == HearthConfig()
