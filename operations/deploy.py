@@ -9,9 +9,9 @@ import socket
 from pyinfra.api import HiddenValue, deploy
 from pyinfra.operations import files
 
-from . import conffiles, objects, server
+from . import conffiles, hooks, objects, server
 from .catalog import packages_for
-from .config import HearthConfig
+from .config import HearthConfig, ai_database
 from .desired import DatabaseSpec, desired_databases, desired_roles
 from .migrations import parse_targets
 from .paths import TEMPLATES
@@ -72,11 +72,31 @@ def converge(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
     objects.extensions(name="extensions", desired=with_template1(cfg, dbs), **where)
     if any(not r.present for r in roles.values()):
         objects.dropped_roles(name="absent roles", desired=roles, allow_drop=cfg.allow_drop, **where)
+    targets = parse_targets(migrate_to)
     objects.migrations(
         name="schema migrations",
         desired=dbs,
-        targets=parse_targets(migrate_to),
+        targets=targets,
         variables={"embedding_dim": str(cfg.schema_.embedding_dim)},
         applied_by=f"{getpass.getuser()}@{socket.gethostname()}",
         **where,
+    )
+
+
+@deploy("hearthdb validation")
+def validate(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None, migrate_to: str | None = None) -> None:
+    """The boolean checks alone (also run at the end of every deploy): `pyinfra inventory.py validate.py`."""
+    c = cfg.cluster
+    dbs = desired_databases(cfg)
+    hooks.validate(
+        name="validation",
+        packages=package_names(cfg, dbs),
+        roles=desired_roles(cfg, passwords),
+        databases=dbs,
+        ai_databases={ai: ai_database(cfg, ai) for ai in cfg.ai_names},
+        shared_database=cfg.shared_db.name,
+        targets=parse_targets(migrate_to),
+        version=c.version,
+        cluster=c.name,
+        port=c.port,
     )

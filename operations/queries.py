@@ -12,7 +12,10 @@ SELECT json_build_object(
     'encoding', (SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = 'template1'),
     'collate', (SELECT datcollate FROM pg_database WHERE datname = 'template1'),
     'ctype', (SELECT datctype FROM pg_database WHERE datname = 'template1'),
-    'start_time', pg_postmaster_start_time()),
+    'start_time', pg_postmaster_start_time(),
+    'pending_restart', (SELECT json_agg(name ORDER BY name) FROM pg_settings WHERE pending_restart),
+    'settings_not_applied', (SELECT json_agg(name ORDER BY name) FROM pg_file_settings
+                             WHERE NOT applied AND sourcefile LIKE '%/conf.d/50-hearthdb.conf')),
   'roles', (SELECT json_object_agg(a.rolname, json_build_object(
     'superuser', a.rolsuper, 'login', a.rolcanlogin, 'inherit', a.rolinherit,
     'createdb', a.rolcreatedb, 'createrole', a.rolcreaterole, 'replication', a.rolreplication,

@@ -1,0 +1,193 @@
+"""Post-deploy validation: named boolean checks per host, recorded in eng_patterns of the shared database.
+
+The checks reuse the planners: a role, database, extension set or schema is as declared exactly when
+its planner has nothing left to do. Logins are tried for real, over the local socket, with each AI's
+password (passed on stdin in a temporary passfile only the postgres user can read).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import sql
+
+from .desired import DatabaseSpec, RoleSpec
+from .errors import PlanError
+from .migrations import Migration, plan_migrations
+from .plan import plan_databases, plan_extensions, plan_roles
+from .psql import Stmt
+
+
+@dataclass(frozen=True)
+class Check:
+    kind: str
+    subject: str
+    passed: bool
+    detail: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}:{self.subject}" if self.subject else self.kind
+
+
+def _planned(kind: str, subject: str, plan: Callable[[], list[Stmt]]) -> Check:
+    try:
+        left = [s.display for s in plan() if s.change]
+    except PlanError as e:
+        return Check(kind, subject, False, str(e))
+    return Check(kind, subject, not left, "; ".join(left)[:500])
+
+
+def state_checks(
+    packages: list[str],
+    installed: dict[str, str],
+    cluster_online: bool,
+    roles: dict[str, RoleSpec],
+    databases: dict[str, DatabaseSpec],
+    state: dict[str, Any],
+    bundles: dict[str, list[Migration]],
+    targets: dict[str, int],
+) -> list[Check]:
+    """Every check that can be read from facts: pure, so unit tests drive it with canned facts."""
+    missing = [p for p in packages if p not in installed]
+    out = [
+        Check("packages", "", not missing, f"missing: {', '.join(missing)}" if missing else ""),
+        Check("cluster_running", "", cluster_online),
+    ]
+    have_roles = state.get("roles") or {}
+    have_dbs = state.get("databases") or {}
+    server = state.get("server") or {}
+    for name, spec in roles.items():
+        if spec.present:
+            out.append(_planned("role", name, lambda n=name, s=spec: plan_roles({n: s}, have_roles)))
+        else:
+            out.append(Check("role_absent", name, name not in have_roles))
+    for name, spec in databases.items():
+        if not spec.present:
+            out.append(Check("database_absent", name, name not in have_dbs))
+            continue
+        out.append(_planned("database", name, lambda n=name, s=spec: plan_databases({n: s}, have_dbs)))
+        out.append(
+            _planned(
+                "extensions",
+                name,
+                lambda n=name, s=spec: plan_extensions({n: s}, have_dbs, state.get("available_extensions")),
+            )
+        )
+        if spec.bundles:
+            ledger = (have_dbs.get(name) or {}).get("ledger")
+            out.append(
+                _planned(
+                    "schema",
+                    name,
+                    lambda s=spec, ledger=ledger: plan_migrations(s, bundles, ledger, targets, {}, ""),
+                )
+            )
+    pending = server.get("pending_restart") or []
+    unapplied = server.get("settings_not_applied") or []
+    detail = "; ".join(
+        [f"pending restart: {', '.join(pending)}"] * bool(pending)
+        + [f"not in effect: {', '.join(unapplied)}"] * bool(unapplied)
+    )
+    out.append(Check("settings_live", "", not pending and not unapplied, detail))
+    return out
+
+
+def login_pairs(roles: dict[str, RoleSpec], databases: dict[str, DatabaseSpec], ai_dbs: dict[str, str]) -> list:
+    """(role, database, should_connect) to try: each AI into its own database and the shared one (yes),
+    and into one other AI's database (no)."""
+    shared = [n for n, d in databases.items() if d.present and d.bundles and n not in ai_dbs.values()]
+    ais = list(ai_dbs)
+    pairs = []
+    for i, ai in enumerate(ais):
+        if roles.get(ai) is None or roles[ai].password is None:
+            continue
+        pairs.append((ai, ai_dbs[ai], True))
+        pairs += [(ai, db, True) for db in shared[:1]]
+        if len(ais) > 1:
+            pairs.append((ai, ai_dbs[ais[(i + 1) % len(ais)]], False))
+    return pairs
+
+
+def passfile(roles: dict[str, RoleSpec], names: set[str]) -> str:
+    def esc(v: str) -> str:
+        return v.replace("\\", "\\\\").replace(":", "\\:")
+
+    return "".join(f"*:*:*:{esc(n)}:{esc(roles[n].password.unmask())}\n" for n in sorted(names) if roles[n].password)
+
+
+def login_script(port: int, pairs: list[tuple[str, str, bool]]) -> str:
+    """Tries each (role, database) over the local socket with the passfile on stdin; prints
+    `role db ok` or `role db fail <message>` per pair. Only names are on the command line."""
+    tries = " ".join(shlex.quote(f"{r}:{d}") for r, d, _ in pairs)
+    return (
+        't=$(mktemp); trap \'rm -f "$t"\' EXIT; chmod 600 "$t"; cat > "$t"; '
+        f"for p in {tries}; do r=${{p%%:*}}; d=${{p#*:}}; "
+        f'if out=$(PGPASSFILE="$t" psql -X -A -t -w -c "SELECT 1" '
+        f'"host=/var/run/postgresql port={int(port)} dbname=$d user=$r connect_timeout=5" 2>&1); '
+        'then echo "$r $d ok"; else echo "$r $d fail $(echo "$out" | tr "\\n" " ")"; fi; done'
+    )
+
+
+def login_checks(pairs: list[tuple[str, str, bool]], output: list[str]) -> list[Check]:
+    seen = {}
+    for line in output:
+        parts = line.split(" ", 3)
+        if len(parts) >= 3:
+            seen[(parts[0], parts[1])] = (parts[2] == "ok", parts[3] if len(parts) > 3 else "")
+    out = []
+    for role, db, allowed in pairs:
+        ok, message = seen.get((role, db), (None, "not tried"))
+        if allowed:
+            out.append(Check("login", f"{role}@{db}", ok is True, "" if ok else message))
+        else:
+            refused = ok is False and "permission denied" in message
+            out.append(Check("refused", f"{role}@{db}", refused, "" if refused else message or "connected"))
+    return out
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def record_statements(checks: list[Check], host: str, run_id: str) -> list[Stmt]:
+    """INSERT of every result into eng_patterns (strategy_type validation_result), if the table exists."""
+    rows = []
+    for c in checks:
+        verdict = "passed" if c.passed else "failed"
+        meta = {"check": c.name, "host": host, "run_id": run_id, "passed": c.passed, "detail": c.detail}
+        rows.append(
+            sql.SQL("({}, {}, 'validation_result', 'hearthdb', {}::jsonb)").format(
+                sql.Literal(f"{c.name} {verdict} on {host}" + (f": {c.detail}" if c.detail else "")),
+                sql.Literal(["validation", "result", verdict, f"check:{c.name}", f"host:{host}", f"run:{run_id}"]),
+                sql.Literal(json.dumps(meta)),
+            )
+        )
+    insert = sql.SQL("INSERT INTO eng_patterns (content, tags, strategy_type, author, metadata) VALUES {}").format(
+        sql.SQL(", ").join(rows)
+    )
+    return [
+        Stmt("SELECT to_regclass('public.eng_patterns') IS NOT NULL AS hearthdb_has_patterns \\gset", raw=True),
+        Stmt("\\if :hearthdb_has_patterns"),
+        Stmt(insert.as_string(None)),
+        Stmt("\\echo recorded"),
+        Stmt("\\endif"),
+    ]
+
+
+def summary(checks: list[Check]) -> list[str]:
+    """A compact table: one line per kind with its pass count, then one line per failure."""
+    kinds: dict[str, list[Check]] = {}
+    for c in checks:
+        kinds.setdefault(c.kind, []).append(c)
+    lines = [
+        f"{'ok ' if all(c.passed for c in cs) else 'FAIL'} {kind:<16} {sum(c.passed for c in cs)}/{len(cs)}"
+        for kind, cs in kinds.items()
+    ]
+    lines += [f"FAIL {c.name}: {c.detail}" for c in checks if not c.passed]
+    return lines
