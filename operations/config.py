@@ -237,6 +237,7 @@ class HearthConfig(Strict):
     password_min_length: Annotated[int, Field(ge=12, le=256)] = 16
     generate_passwords: bool = True
     secrets_file: str = ".hearthdb/secrets.yml"
+    backup_dir: Annotated[str, Field(pattern=r"^/[A-Za-z0-9._/-]{1,200}$")] = "/var/backups/hearthdb"
     shared_db: SharedDatabase = Field(default_factory=SharedDatabase)
     ai_names: list[Name] = Field(default_factory=lambda: ["logos", "aletheia"])
     ai_db_suffix: Annotated[str, Field(pattern=r"^[a-z0-9_]{0,16}$")] = "_db"

@@ -9,7 +9,7 @@ import socket
 from pyinfra.api import HiddenValue, deploy
 from pyinfra.operations import files
 
-from . import conffiles, hooks, objects, server
+from . import conffiles, hooks, objects, reset, server
 from .catalog import packages_for
 from .config import HearthConfig, ai_database
 from .desired import DatabaseSpec, desired_databases, desired_roles
@@ -96,6 +96,20 @@ def validate(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
         ai_databases={ai: ai_database(cfg, ai) for ai in cfg.ai_names},
         shared_database=cfg.shared_db.name,
         targets=parse_targets(migrate_to),
+        version=c.version,
+        cluster=c.name,
+        port=c.port,
+    )
+
+
+@deploy("hearthdb nuclear reset")
+def nuclear_reset(cfg: HearthConfig, confirm: str | None) -> None:
+    """Back up, then purge PostgreSQL from the host: `pyinfra inventory.py reset.py --data confirm=HOST`."""
+    c = cfg.cluster
+    reset.nuclear_reset(
+        name="nuclear reset (backup first)",
+        confirm=confirm,
+        backup_dir=cfg.backup_dir,
         version=c.version,
         cluster=c.name,
         port=c.port,

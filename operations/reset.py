@@ -1,0 +1,72 @@
+"""The nuclear reset: back up, stop PostgreSQL, purge packages, configuration and data, so that a
+normal deploy rebuilds the host from nothing. Guarded: it refuses unless the user names the host."""
+
+from __future__ import annotations
+
+import shlex
+import time
+
+from pyinfra import host
+from pyinfra.api import operation
+
+from .errors import ConfigError
+from .facts import PgClusters
+
+PURGE_PATHS = ("/var/lib/postgresql", "/etc/postgresql", "/etc/postgresql-common", "/var/log/postgresql")
+
+
+def check_confirmation(confirm: str | None, host_name: str) -> None:
+    """`--data confirm=NAME[,NAME]` must name this host exactly."""
+    names = [n.strip() for n in (confirm or "").split(",") if n.strip()]
+    if host_name not in names:
+        raise ConfigError(
+            f"nuclear reset of {host_name} refused: confirm with --data confirm={host_name} "
+            "(the exact host name; several: comma-separated)"
+        )
+
+
+def backup_script(backup_dir: str, version: int, cluster: str, port: int, stamp: str) -> str:
+    """pg_dumpall --globals-only plus pg_dump -Fc of every database, into a new folder only root can
+    read; any failure stops the script (and with it the reset)."""
+    dest = f"{backup_dir.rstrip('/')}/{stamp}"
+    as_pg = "runuser -u postgres --"
+    return f"""set -eu
+pg_lsclusters -h {int(version)} {shlex.quote(cluster)} | grep -q online || {{
+  echo "hearthdb: cluster {int(version)}/{cluster} is not running: no backup, no reset" >&2; exit 1; }}
+umask 077
+d={shlex.quote(dest)}
+mkdir -p "$d"
+chown postgres "$d"
+{as_pg} pg_dumpall -p {int(port)} --globals-only -f "$d/globals.sql"
+for db in $({as_pg} psql -X -A -t -p {int(port)} -d postgres -c \\
+    "SELECT datname FROM pg_database WHERE datallowconn AND datname <> 'template1' ORDER BY 1"); do
+  {as_pg} pg_dump -p {int(port)} -Fc -f "$d/$db.dump" "$db"
+done
+chown -R root:root "$d"
+ls "$d" > "$d/MANIFEST"
+echo "hearthdb: backup written to $d" >&2"""
+
+
+PURGE_SCRIPT = (
+    "set -eu; systemctl stop postgresql || true; "
+    "pkgs=$(dpkg-query -W -f '${Package} ${db:Status-Abbrev}\\n' 'postgresql*' 2>/dev/null | "
+    "awk '$2 ~ /^[ih]i/ {print $1}'); "
+    'if [ -n "$pkgs" ]; then DEBIAN_FRONTEND=noninteractive apt-get purge -y -q $pkgs; fi; '
+    f"rm -rf {' '.join(PURGE_PATHS)}"
+)
+
+
+@operation()
+def nuclear_reset(confirm: str | None, backup_dir: str, version: int, cluster: str, port: int):
+    """
+    Back up every database, then stop PostgreSQL and purge its packages, configuration and data.
+
+    + confirm: the host names the user confirmed (`--data confirm=hdb1`); this host must be among them
+    + backup_dir: where on the host the backup folder is written (kept by the purge)
+    + version, cluster, port: the cluster to back up
+    """
+    check_confirmation(confirm, host.name)
+    if host.get_fact(PgClusters):
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{host.name}"
+        yield backup_script(backup_dir, version, cluster, port, stamp)
+    yield PURGE_SCRIPT

@@ -1,0 +1,36 @@
+"""The nuclear reset refuses without the exact host name, and backs up before it purges."""
+
+from __future__ import annotations
+
+import pytest
+
+from operations import reset
+from operations.errors import ConfigError
+from operations.facts import PgClusters
+
+from .fakehost import run_op
+
+ARGS = {"backup_dir": "/var/backups/hearthdb", "version": 17, "cluster": "main", "port": 5432}
+ONLINE = {"17/main": {"online": True}}
+
+
+@pytest.mark.parametrize("confirm", [None, "", "hdb", "fakehost2", "FAKEHOST", "all"])
+def test_refused_without_the_exact_host_name(confirm: str | None) -> None:
+    with pytest.raises(ConfigError, match="nuclear reset of fakehost refused: confirm with --data confirm=fakehost"):
+        run_op(reset.nuclear_reset, {PgClusters: ONLINE}, confirm=confirm, **ARGS)
+
+
+def test_backup_first_then_purge() -> None:
+    cmds, _ = run_op(reset.nuclear_reset, {PgClusters: ONLINE}, confirm="other,fakehost", **ARGS)
+    assert len(cmds) == 2
+    backup, purge = cmds
+    assert backup.startswith("set -eu\n")
+    assert "pg_dumpall -p 5432 --globals-only" in backup
+    assert "pg_dump -p 5432 -Fc" in backup
+    assert "/var/backups/hearthdb/" in backup
+    assert "apt-get purge" in purge and "rm -rf /var/lib/postgresql" in purge
+
+
+def test_no_cluster_means_nothing_to_back_up() -> None:
+    cmds, _ = run_op(reset.nuclear_reset, {PgClusters: {}}, confirm="fakehost", **ARGS)
+    assert cmds == [reset.PURGE_SCRIPT]
