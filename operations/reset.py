@@ -36,13 +36,14 @@ pg_lsclusters -h {int(version)} {shlex.quote(cluster)} | grep -q online || {{
 umask 077
 d={shlex.quote(dest)}
 mkdir -p "$d"
-chown postgres "$d"
-{as_pg} pg_dumpall -p {int(port)} --globals-only -f "$d/globals.sql"
-for db in $({as_pg} psql -X -A -t -p {int(port)} -d postgres -c \\
-    "SELECT datname FROM pg_database WHERE datallowconn AND datname <> 'template1' ORDER BY 1"); do
-  {as_pg} pg_dump -p {int(port)} -Fc -f "$d/$db.dump" "$db"
+# the dumps stream to files root opens: the postgres user never needs to reach the backup folder
+{as_pg} pg_dumpall -p {int(port)} --globals-only > "$d/globals.sql"
+# an assignment, so that `set -e` stops on a failed listing (a `for` over $(...) would not)
+dbs=$({as_pg} psql -X -A -t -v ON_ERROR_STOP=1 -p {int(port)} -d postgres -c \\
+    "SELECT datname FROM pg_database WHERE datallowconn AND datname <> 'template1' ORDER BY 1")
+for db in $dbs; do
+  {as_pg} pg_dump -p {int(port)} -Fc "$db" > "$d/$db.dump"
 done
-chown -R root:root "$d"
 ls "$d" > "$d/MANIFEST"
 echo "hearthdb: backup written to $d" >&2"""
 

@@ -85,7 +85,12 @@ def deploy(tmp_path_factory: pytest.TempPathFactory, lab_hosts: list[dict[str, A
     secrets_file = tmp_path_factory.mktemp("secrets") / "secrets.yml"
 
     def run(
-        hosts: list[str], config: dict[str, Any] | None = None, *args: str, check: bool = True, env: dict | None = None
+        hosts: list[str],
+        config: dict[str, Any] | None = None,
+        *args: str,
+        check: bool = True,
+        env: dict | None = None,
+        entry: str = "deploy.py",
     ) -> Run:
         tmp_path = tmp_path_factory.mktemp("deploy")
         by_name = {h["name"]: h for h in lab_hosts}
@@ -110,7 +115,7 @@ def deploy(tmp_path_factory: pytest.TempPathFactory, lab_hosts: list[dict[str, A
             **(env or {}),
         }
         proc = subprocess.run(
-            [PYINFRA, "inventory.py", "deploy.py", *args],
+            [PYINFRA, "inventory.py", entry, *args],
             cwd=ROOT,
             env=env,
             capture_output=True,
