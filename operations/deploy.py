@@ -41,6 +41,7 @@ def converge(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
     dbs = desired_databases(cfg)
     where = {"version": c.version, "cluster": c.name, "port": c.port}
 
+    hooks.take_lock(name="deploy lock")
     files.directory(name="postgresql-common createcluster.d", path="/etc/postgresql-common/createcluster.d")
     files.template(
         name="no automatic cluster on package install",
@@ -81,6 +82,7 @@ def converge(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
         applied_by=f"{getpass.getuser()}@{socket.gethostname()}",
         **where,
     )
+    hooks.release_lock(name="deploy lock release")
 
 
 @deploy("hearthdb validation")

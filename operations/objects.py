@@ -6,8 +6,10 @@ of its statements in one psql process.
 
 from __future__ import annotations
 
+import shlex
+
 from pyinfra import host, logger, state
-from pyinfra.api import operation
+from pyinfra.api import StringCommand, operation
 from pyinfra.api.state import StateStage
 
 from .desired import DatabaseSpec, RoleSpec
@@ -21,6 +23,22 @@ def show_plan(what: str, lines: list[str]) -> None:
     """While pyinfra detects changes (and in `--dry`), print what would run, secrets masked."""
     if state.current_stage == StateStage.Prepare and lines:
         logger.info(f"{host.print_prefix}{what} would run:\n" + "\n".join(f"        {ln}" for ln in lines))
+
+
+def fail(message: str) -> StringCommand:
+    """A command that fails the host with `message` (a clean pyinfra error, no traceback)."""
+    return StringCommand(f"echo {shlex.quote('hearthdb: ' + message)} >&2; exit 1")
+
+
+def _server(version: int, cluster: str, port: int, extensions: bool = False) -> dict | None:
+    """The PgState fact; None when the cluster stopped while this run executes (it was started by the
+    cluster operation before), which the caller turns into a clear failure."""
+    st = pg_state(version, cluster, port, extensions=extensions)
+    return None if not st and state.is_executing else st
+
+
+def _stopped(version: int, cluster: str) -> StringCommand:
+    return fail(f"cluster {version}/{cluster} is not running (stopped during the deploy?); run the deploy again")
 
 
 def _apply(kind: str, port: int, statements: list[Stmt], count: int):
@@ -41,8 +59,11 @@ def roles(desired: dict[str, RoleSpec], version: int, cluster: str, port: int):
     + desired: role name -> RoleSpec
     + version, cluster, port: the cluster to act on
     """
-    have = pg_state(version, cluster, port).get("roles") or {}
-    yield from _apply("roles", port, plan_roles(desired, have), len(desired))
+    st = _server(version, cluster, port)
+    if st is None:
+        yield _stopped(version, cluster)
+        return
+    yield from _apply("roles", port, plan_roles(desired, st.get("roles") or {}), len(desired))
 
 
 @operation()
@@ -54,9 +75,12 @@ def dropped_roles(desired: dict[str, RoleSpec], version: int, cluster: str, port
     + version, cluster, port: the cluster to act on
     + allow_drop: must be true for any role to be dropped
     """
-    have = pg_state(version, cluster, port).get("roles") or {}
+    st = _server(version, cluster, port)
+    if st is None:
+        yield _stopped(version, cluster)
+        return
     absent = sum(1 for r in desired.values() if not r.present)
-    yield from _apply("absent roles", port, plan_role_drops(desired, have, allow_drop), absent)
+    yield from _apply("absent roles", port, plan_role_drops(desired, st.get("roles") or {}, allow_drop), absent)
 
 
 @operation()
@@ -69,8 +93,12 @@ def databases(desired: dict[str, DatabaseSpec], version: int, cluster: str, port
     + version, cluster, port: the cluster to act on
     + allow_drop: permit DROP DATABASE for databases declared absent
     """
-    have = pg_state(version, cluster, port).get("databases") or {}
-    yield from _apply("databases", port, plan_databases(desired, have, allow_drop), len(desired))
+    st = _server(version, cluster, port)
+    if st is None:
+        yield _stopped(version, cluster)
+        return
+    plan = plan_databases(desired, st.get("databases") or {}, allow_drop)
+    yield from _apply("databases", port, plan, len(desired))
 
 
 @operation()
@@ -82,7 +110,10 @@ def extensions(desired: dict[str, DatabaseSpec], version: int, cluster: str, por
     + desired: database name -> DatabaseSpec (its `extensions`)
     + version, cluster, port: the cluster to act on
     """
-    st = pg_state(version, cluster, port, extensions=True)
+    st = _server(version, cluster, port, extensions=True)
+    if st is None:
+        yield _stopped(version, cluster)
+        return
     plan = plan_extensions(desired, st.get("databases") or {}, st.get("available_extensions") or {})
     yield from _apply("databases' extensions", port, plan, len(desired))
 
@@ -107,7 +138,11 @@ def migrations(
     + applied_by: recorded in the ledger
     + version, cluster, port: the cluster to act on
     """
-    dbs = pg_state(version, cluster, port, extensions=True).get("databases") or {}
+    st = _server(version, cluster, port, extensions=True)
+    if st is None:
+        yield _stopped(version, cluster)
+        return
+    dbs = st.get("databases") or {}
     names = {b for spec in desired.values() for b in spec.bundles}
     bundles = {b: load_bundle(b) for b in sorted(names)}
     plan: list[Stmt] = []

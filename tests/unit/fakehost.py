@@ -12,6 +12,7 @@ from pyinfra.context import ctx_host, ctx_state
 
 class FakeState:
     current_stage = StateStage.Execute
+    is_executing = True
 
 
 class FakeHost:
