@@ -5,6 +5,7 @@ changed parameter needs it (`pg_settings.pending_restart`)."""
 from __future__ import annotations
 
 import hashlib
+import re
 import shlex
 
 from pyinfra import host
@@ -99,3 +100,29 @@ def config_file(path: str, content: str, kind: str, version: int, cluster: str, 
         return
     show_plan(f"{kind}: write {path}", content.rstrip("\n").splitlines())
     yield StringCommand(install_script(path, kind, version, cluster, port), _stdin=content)
+
+
+@operation()
+def installed_file(path: str, content: str, owner: str = "postgres", mode: str = "600"):
+    """
+    Install a file whose content may be secret (a TLS key): sent on stdin, never shown in any output
+    (not even with `--diff`), written only when its digest differs.
+
+    + path: where on the host
+    + content: the file's text
+    + owner: owning user (and group)
+    + mode: octal file mode
+    """
+    digest = hashlib.sha256(content.encode()).hexdigest()
+    if host.get_fact(FileDigests, paths=[path]).get(path) == digest:
+        host.noop(f"{path} is as declared")
+        return
+    if not re.fullmatch(r"[0-7]{3,4}", mode) or not re.fullmatch(r"[a-z_][a-z0-9_-]*", owner):
+        raise ValueError(f"installed_file: bad mode {mode!r} or owner {owner!r}")
+    show_plan(f"write {path}", [f"({len(content)} bytes, mode {mode}, owner {owner}; content not shown)"])
+    p = shlex.quote(path)
+    yield StringCommand(
+        f"set -eu; umask 077; cat > {p}.hearthdb-new; chown {owner}:{owner} {p}.hearthdb-new; "
+        f"chmod {mode} {p}.hearthdb-new; mv {p}.hearthdb-new {p}",
+        _stdin=content,
+    )

@@ -27,6 +27,7 @@ from pydantic import (
 from .errors import ConfigError
 from .paths import ROOT, SCHEMA
 from .settings_types import Scalar, check_setting
+from .tls import Tls
 
 DEFAULTS_FILE = ROOT / "group_data" / "defaults.yml"
 CONFIG_ENV = "HEARTHDB_CONFIG"
@@ -244,6 +245,7 @@ class HearthConfig(Strict):
     default_extensions: list[Extension] = Field(default_factory=lambda: [Extension(name="vector")])
     template1_extensions: list[Extension] = Field(default_factory=list)
     schema_: Schema = Field(default_factory=Schema, alias="schema")
+    tls: Tls = Field(default_factory=Tls)
     roles: dict[Name, Role] = Field(default_factory=dict)
     databases: dict[Name, Database] = Field(default_factory=dict)
 

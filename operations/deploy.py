@@ -6,6 +6,7 @@ from __future__ import annotations
 import getpass
 import socket
 
+from pyinfra import host
 from pyinfra.api import HiddenValue, deploy
 from pyinfra.operations import files
 
@@ -16,6 +17,7 @@ from .desired import DatabaseSpec, desired_databases, desired_roles
 from .migrations import parse_targets
 from .paths import TEMPLATES
 from .render import hba_content, settings_content
+from .tls import server_files
 
 
 def package_names(cfg: HearthConfig, databases: dict[str, DatabaseSpec]) -> list[str]:
@@ -59,6 +61,14 @@ def converge(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
         encoding=c.encoding,
         data_checksums=c.data_checksums,
     )
+    if cfg.tls.enabled:
+        names = [host.data.get("ssh_hostname") or host.name]
+        names += [a for a in c.listen_addresses if a not in ("*", "localhost", "::", "0.0.0.0")]
+        crt, key = server_files(cfg.tls, host.name, names)
+        conffiles.installed_file(
+            name="TLS certificate", path=f"{etc}/hearthdb-server.crt", content=crt.decode(), mode="644"
+        )
+        conffiles.installed_file(name="TLS key", path=f"{etc}/hearthdb-server.key", content=key.decode(), mode="600")
     conffiles.config_file(
         name="settings",
         path=f"{etc}/conf.d/50-hearthdb.conf",
@@ -98,6 +108,7 @@ def validate(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
         ai_databases={ai: ai_database(cfg, ai) for ai in cfg.ai_names},
         shared_database=cfg.shared_db.name,
         targets=parse_targets(migrate_to),
+        tls=cfg.tls.enabled,
         version=c.version,
         cluster=c.name,
         port=c.port,

@@ -20,6 +20,7 @@ from .migrations import load_bundle
 from .objects import fail
 from .psql import SqlCommand
 from .validation import (
+    Check,
     login_checks,
     login_pairs,
     login_script,
@@ -39,6 +40,7 @@ def validate(
     ai_databases: dict[str, str],
     shared_database: str,
     targets: dict[str, int],
+    tls: bool,
     version: int,
     cluster: str,
     port: int,
@@ -52,6 +54,7 @@ def validate(
     + ai_databases: AI role -> its database (for the login and isolation checks)
     + shared_database: where results are recorded
     + targets: bundle versions the schemas should be at
+    + tls: whether TLS is declared (then `ssl` must be on)
     + version, cluster, port: the cluster
     """
     yield from ()  # an operation is a generator, even one that never yields a command
@@ -65,6 +68,8 @@ def validate(
     checks = state_checks(
         packages, host.get_fact(DebPackageStatus, packages=packages), online, roles, databases, st, bundles, targets
     )
+    if tls:
+        checks.append(Check("tls", "", bool((st.get("server") or {}).get("ssl")), "ssl is off"))
     pairs = login_pairs(roles, databases, ai_databases)
     if online and pairs:
         names = {r for r, _, _ in pairs}

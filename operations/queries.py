@@ -13,6 +13,7 @@ SELECT json_build_object(
     'collate', (SELECT datcollate FROM pg_database WHERE datname = 'template1'),
     'ctype', (SELECT datctype FROM pg_database WHERE datname = 'template1'),
     'start_time', pg_postmaster_start_time(),
+    'ssl', current_setting('ssl') = 'on',
     'pending_restart', (SELECT json_agg(name ORDER BY name) FROM pg_settings WHERE pending_restart),
     'settings_not_applied', (SELECT json_agg(name ORDER BY name) FROM pg_file_settings
                              WHERE NOT applied AND sourcefile LIKE '%/conf.d/50-hearthdb.conf')),

@@ -8,6 +8,7 @@ from .catalog import preload_for
 from .config import HearthConfig, Scalar
 from .desired import DatabaseSpec
 from .paths import TEMPLATES
+from .tls import tls_settings
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(TEMPLATES)),
@@ -28,6 +29,17 @@ def conf_value(value: Scalar) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
+# A security baseline every managed cluster gets (CIS PostgreSQL: SCRAM only, connections and DDL
+# logged); the user's `settings` override any of it.
+BASELINE: dict[str, Scalar] = {
+    "password_encryption": "scram-sha-256",
+    "log_connections": True,
+    "log_disconnections": True,
+    "log_statement": "ddl",
+    "log_line_prefix": "%m [%p] %q%u@%d ",
+}
+
+
 def effective_settings(cfg: HearthConfig, databases: dict[str, DatabaseSpec]) -> dict[str, Scalar]:
     """What the conf.d file sets: listen_addresses, shared_preload_libraries for declared extensions
     that need it (plus any the user lists), then the user's settings."""
@@ -38,6 +50,8 @@ def effective_settings(cfg: HearthConfig, databases: dict[str, DatabaseSpec]) ->
     out: dict[str, Scalar] = {"listen_addresses": ",".join(cfg.cluster.listen_addresses)}
     if libs:
         out["shared_preload_libraries"] = ",".join(libs)
+    out.update(BASELINE)
+    out.update(tls_settings(cfg.tls, f"/etc/postgresql/{cfg.cluster.version}/{cfg.cluster.name}"))
     out.update({k: v for k, v in cfg.settings.items() if k != "shared_preload_libraries"})
     return out
 
@@ -48,4 +62,6 @@ def settings_content(cfg: HearthConfig, databases: dict[str, DatabaseSpec]) -> s
 
 
 def hba_content(cfg: HearthConfig) -> str:
-    return _env.get_template("pg_hba.conf.j2").render(rules=cfg.hba)
+    # with tls.require, TCP rules only match encrypted connections
+    rules = [r.model_copy(update={"type": "hostssl"}) if cfg.tls.require and r.type == "host" else r for r in cfg.hba]
+    return _env.get_template("pg_hba.conf.j2").render(rules=rules)
