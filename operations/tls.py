@@ -72,7 +72,8 @@ def ensure_ca(folder: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKe
         assert isinstance(loaded, ec.EllipticCurvePrivateKey)
         return x509.load_pem_x509_certificate(crt.read_bytes()), loaded
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hearthdb CA")])
+    # a name of its own, so that two installations' CAs are never mistaken for each other
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"hearthdb CA {os.urandom(4).hex()}")])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
