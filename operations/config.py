@@ -11,6 +11,7 @@ import ipaddress
 import os
 import re
 import typing
+import unicodedata
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,12 +19,14 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
     model_validator,
 )
 
+from .catalog import known_extensions
 from .errors import ConfigError
 from .paths import ROOT, SCHEMA
 from .settings_types import Scalar, check_setting
@@ -54,6 +57,13 @@ def check_name(value: str) -> str:
     """A role or database name hearthdb will create: lower-case ASCII, safe in every client."""
     if not isinstance(value, str) or not value:
         raise ValueError("must be a non-empty name")
+    if not value.isascii():
+        c = next(c for c in value if not c.isascii())
+        what = unicodedata.name(c, f"U+{ord(c):04X}")
+        raise ValueError(
+            f"{value!r} contains the non-ASCII character {c!r} ({what}); names are lower-case ASCII "
+            "letters, digits and '_' (look-alike and invisible characters are refused)"
+        )
     if len(value.encode()) > MAX_NAME:
         raise ValueError(f"{value!r} is longer than {MAX_NAME} bytes (PostgreSQL would truncate it)")
     if not NAME_RE.match(value):
@@ -69,8 +79,38 @@ def check_name(value: str) -> str:
 
 
 Name = Annotated[str, AfterValidator(check_name)]
+
+
+def _scalar(value: Any) -> Any:
+    if not isinstance(value, bool | int | float | str):
+        raise ValueError(f"must be a boolean, number or string (got {value!r})")
+    return value
+
+
+SettingValue = Annotated[Scalar, BeforeValidator(_scalar)]
 EXTENSION_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,62}$")
 VERSION_RE = re.compile(r"^[0-9][0-9A-Za-z._-]{0,31}$")
+
+
+PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.{}-]{1,100}$")
+LOCALE_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+PATH_UNSAFE = set("'\"`$;|&<>*?\\")
+
+
+def check_local_path(value: str) -> str:
+    """A path on the controller (secrets_file): no control characters, quotes or shell metacharacters."""
+    if not value:
+        raise ValueError("must be a non-empty path")
+    bad = [c for c in value if ord(c) < 32 or ord(c) == 127 or c in PATH_UNSAFE]
+    if bad:
+        raise ValueError(f"{value!r} contains {bad[0]!r}: quotes, control and shell characters are refused in paths")
+    return value
+
+
+def check_package(value: str | None) -> str | None:
+    if value is not None and (not PACKAGE_RE.match(value) or value.replace("{version}", "").count("{")):
+        raise ValueError(f"{value!r} is not a Debian package name (e.g. postgresql-{{version}}-pgrouting)")
+    return value
 
 
 def check_extension(value: str) -> str:
@@ -80,6 +120,8 @@ def check_extension(value: str) -> str:
 
 
 ExtName = Annotated[str, AfterValidator(check_extension)]
+LocalPath = Annotated[str, AfterValidator(check_local_path)]
+PackageName = Annotated[str | None, AfterValidator(check_package)]
 
 
 class Strict(BaseModel):
@@ -105,7 +147,7 @@ class Cluster(Strict):
     name: Name = "main"
     port: Annotated[int, Field(ge=1024, le=65535)] = 5432
     listen_addresses: list[str] = Field(default_factory=lambda: ["localhost"])
-    locale: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")] = "C.UTF-8"
+    locale: Annotated[str, Field(pattern=LOCALE_RE.pattern)] = "C.UTF-8"
     encoding: Literal["UTF8", "SQL_ASCII", "LATIN1"] = "UTF8"
     data_checksums: bool = True
 
@@ -148,7 +190,7 @@ class Role(Strict):
     replication: bool = False
     bypassrls: bool = False
     connection_limit: Annotated[int, Field(ge=-1, le=10000)] = -1
-    settings: dict[str, Scalar] = Field(default_factory=dict)
+    settings: dict[str, SettingValue] = Field(default_factory=dict)
     member_of: list[str] = Field(default_factory=list)
     password: bool | None = None  # default: login roles have one
     state: Literal["present", "absent"] = "present"
@@ -166,6 +208,7 @@ class Role(Strict):
 
 
 BUNDLE_RE = r"^[a-z0-9_]{1,32}$"
+BACKUP_DIR_RE = r"^/[A-Za-z0-9._/-]{1,200}$"
 Bundle = Annotated[str, Field(pattern=BUNDLE_RE)]
 
 
@@ -230,20 +273,21 @@ def _default_hba() -> list[HbaRule]:
 
 class HearthConfig(Strict):
     cluster: Cluster = Field(default_factory=Cluster)
-    settings: dict[str, Scalar] = Field(default_factory=dict)
+    settings: dict[str, SettingValue] = Field(default_factory=dict)
     hba: list[HbaRule] = Field(default_factory=_default_hba)
     allow_insecure_auth: bool = False
     allow_superuser: bool = False
     allow_drop: bool = False
     password_min_length: Annotated[int, Field(ge=12, le=256)] = 16
     generate_passwords: bool = True
-    secrets_file: str = ".hearthdb/secrets.yml"
-    backup_dir: Annotated[str, Field(pattern=r"^/[A-Za-z0-9._/-]{1,200}$")] = "/var/backups/hearthdb"
+    secrets_file: LocalPath = ".hearthdb/secrets.yml"
+    backup_dir: Annotated[str, Field(pattern=BACKUP_DIR_RE)] = "/var/backups/hearthdb"
     shared_db: SharedDatabase = Field(default_factory=SharedDatabase)
     ai_names: list[Name] = Field(default_factory=lambda: ["logos", "aletheia"])
     ai_db_suffix: Annotated[str, Field(pattern=r"^[a-z0-9_]{0,16}$")] = "_db"
     default_extensions: list[Extension] = Field(default_factory=lambda: [Extension(name="vector")])
     template1_extensions: list[Extension] = Field(default_factory=list)
+    extra_extensions: dict[ExtName, PackageName] = Field(default_factory=dict)  # name -> Debian package or None
     schema_: Schema = Field(default_factory=Schema, alias="schema")
     tls: Tls = Field(default_factory=Tls)
     roles: dict[Name, Role] = Field(default_factory=dict)
@@ -267,7 +311,10 @@ class HearthConfig(Strict):
                 raise ValueError(f"ai_names[{i}]: {ai!r} is listed twice")
             seen.add(ai)
             db = ai_database(self, ai)
-            check_name(db)
+            try:
+                check_name(db)
+            except ValueError as e:
+                raise ValueError(f"ai_names[{i}]: its database name {e}") from None
             if ai == self.shared_db.owner or db == self.shared_db.name or ai == self.shared_db.name:
                 raise ValueError(f"ai_names[{i}]: {ai!r} clashes with the shared database or its owner")
         for key in ("default_extensions", "template1_extensions"):
@@ -275,6 +322,7 @@ class HearthConfig(Strict):
             dup = {n for n in names if names.count(n) > 1}
             if dup:
                 raise ValueError(f"{key}: {sorted(dup)[0]!r} is listed twice")
+        _check_extensions(self)
         for key, value in self.settings.items():
             if not SETTING_NAME_RE.match(key):
                 raise ValueError(f"settings.{key}: not a parameter name")
@@ -284,6 +332,27 @@ class HearthConfig(Strict):
                 raise ValueError(f"settings.{key}: {e}") from None
         _check_references(self)
         return self
+
+
+def _check_extensions(cfg: HearthConfig) -> None:
+    """Every declared extension is one hearthdb knows for the cluster's version, or is declared under
+    extra_extensions: a typo must not reach apt or CREATE EXTENSION."""
+    known = known_extensions(cfg.cluster.version, cfg.extra_extensions)
+    where: list[tuple[str, list[Extension]]] = [
+        ("default_extensions", cfg.default_extensions),
+        ("template1_extensions", cfg.template1_extensions),
+    ]
+    where += [(f"databases.{n}.extensions", db.extensions or []) for n, db in cfg.databases.items()]
+    for key, extensions in where:
+        for i, ext in enumerate(extensions):
+            if ext.name in known:
+                continue
+            if ext.name in known_extensions(16):
+                reason = f"{ext.name!r} was removed in PostgreSQL 17"
+            else:
+                close = difflib.get_close_matches(ext.name, sorted(known), n=1, cutoff=0.6)
+                reason = f"unknown extension {ext.name!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+            raise ValueError(f"{key}[{i}].name: {reason} (declare others under extra_extensions)")
 
 
 def _check_references(cfg: HearthConfig) -> None:
@@ -298,9 +367,11 @@ def _check_references(cfg: HearthConfig) -> None:
     for name, role in cfg.roles.items():
         if role.superuser and not cfg.allow_superuser:
             raise ValueError(f"roles.{name}.superuser: refused; set allow_superuser: true to permit it")
-        for group in role.member_of:
+        for i, group in enumerate(role.member_of):
             if group not in roles and group not in PREDEFINED_ROLES:
-                raise ValueError(f"roles.{name}.member_of: role {group!r} is not declared in roles; add it under roles")
+                raise ValueError(
+                    f"roles.{name}.member_of[{i}]: role {group!r} is not declared in roles; add it under roles"
+                )
         if role.state == "absent" and not cfg.allow_drop:
             raise ValueError(f"roles.{name}.state: absent needs allow_drop: true (the role will be dropped)")
         if role.state == "absent" and name in derived_role_names(cfg):
@@ -366,9 +437,9 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+def _model_at(loc: tuple[Any, ...], root: type[BaseModel]) -> type[BaseModel] | None:
     """The model class that holds the key at `loc` (for typo suggestions)."""
-    model: type[BaseModel] | None = HearthConfig
+    model: type[BaseModel] | None = root
     for part in loc[:-1]:
         if model is None:
             return None
@@ -382,28 +453,57 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
 def _loc(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
+        if part == "[key]":  # pydantic's marker for an invalid dict key: the key itself is the path
+            continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(top level)"
 
 
-def format_errors(err: ValidationError, source: str) -> str:
+# What a pattern-checked value must look like, in words.
+PATTERN_HELP = {
+    HBA_WORD_RE.pattern: "use all, sameuser, samerole, replication, or names separated by ',' ('+' marks a group)",
+    LOCALE_RE.pattern: "use a locale name such as C.UTF-8 or en_US.UTF-8 (letters, digits, '_', '.', '@', '-')",
+    VERSION_RE.pattern: "use a version such as 1.6 or 0.8.0",
+    BUNDLE_RE: "use a bundle folder name: lower-case letters, digits and '_', at most 32",
+    BACKUP_DIR_RE: "use an absolute path of letters, digits, '.', '_', '-' and '/'",
+}
+# Errors whose message does not show the offending value by itself.
+_SHOW_INPUT = ("missing", "extra_forbidden", "value_error", "assertion_error", "string_pattern_mismatch")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def format_errors(err: ValidationError, source: str, root: type[BaseModel] = HearthConfig) -> str:
+    """One line per problem: `<source>: <key path>: <reason>`."""
     lines = []
-    for e in err.errors():
-        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        msg = e["msg"].removeprefix("Value error, ")
+    errors = err.errors()
+    # A misspelt required key is one problem, not two: keep the suggestion, drop "Field required".
+    suggested = set()
+    for e in errors:
         if e["type"] == "extra_forbidden":
-            msg = f"unknown key{_suggest(str(loc[-1]), _model_at(loc))}"
-        elif e["type"] in (
-            "int_parsing",
-            "int_type",
-            "bool_parsing",
-            "bool_type",
-            "list_type",
-            "string_type",
-            "dict_type",
-            "model_type",
-        ):
-            msg = f"{msg} (got {e.get('input')!r})"
+            close = _suggest(str(e["loc"][-1]), _model_at(e["loc"], root))
+            if close:
+                suggested.add((*e["loc"][:-1], close.split("'")[1]))
+    for e in errors:
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        if e["type"] == "missing" and loc in suggested:
+            continue
+        msg = e["msg"].removeprefix("Value error, ")
+        # A model's own rule names its field first ("address: ..."): make that part of the key path.
+        model = _model_at((*loc, ""), root) if loc else None
+        head, sep, rest = msg.partition(": ")
+        if model is not None and sep and " " not in head and re.split(r"[.\[]", head)[0] in model.model_fields:
+            loc, msg = (*loc, head), rest
+        if e["type"] == "extra_forbidden":
+            msg = f"unknown key{_suggest(str(loc[-1]), _model_at(loc, root))}"
+        elif e["type"] == "string_pattern_mismatch":
+            pattern = str((e.get("ctx") or {}).get("pattern", ""))
+            msg = f"{_short(e.get('input'))} is not valid here; {PATTERN_HELP.get(pattern, f'it must match {pattern}')}"
+        elif e["type"] not in _SHOW_INPUT:
+            msg = f"{msg} (got {_short(e.get('input'))})"
         # Cross-key rules raised at the top level name their own key path.
         lines.append(f"{source}: {_loc(loc)}: {msg}" if loc else f"{source}: {msg}")
     return "\n".join(lines)

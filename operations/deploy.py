@@ -23,7 +23,7 @@ from .tls import server_files
 def package_names(cfg: HearthConfig, databases: dict[str, DatabaseSpec]) -> list[str]:
     v = cfg.cluster.version
     names = {e.name for db in databases.values() for e in db.extensions} | {e.name for e in cfg.template1_extensions}
-    return ["postgresql-common", f"postgresql-{v}", *packages_for(v, names)]
+    return ["postgresql-common", f"postgresql-{v}", *packages_for(v, names, cfg.extra_extensions)]
 
 
 def with_template1(cfg: HearthConfig, dbs: dict[str, DatabaseSpec]) -> dict[str, DatabaseSpec]:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .config import format_errors
 from .errors import ConfigError
@@ -18,20 +19,69 @@ LAB_DIR_ENV = "HEARTHDB_LAB_DIR"
 DEFAULT_LAB_DIR = "/var/lib/hearthdb-lab"
 
 
+HOST_RE = re.compile(r"^[A-Za-z0-9:\[][A-Za-z0-9:.\[\]_-]{0,252}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+
+
+def _refuse(value: str, pattern: re.Pattern[str], what: str, allowed: str) -> str:
+    """`value` if it matches; else a reason naming the first character that is not allowed."""
+    if not pattern.match(value):
+        bad = next((c for c in value if not (c.isascii() and c.isalnum()) and c not in allowed), None)
+        why = f" (it contains {bad!r})" if bad else f" (it starts with {value[:1]!r})" if value else ""
+        raise ValueError(f"{value!r} is not {what}{why}; use {_words(allowed)}")
+    return value
+
+
+def _words(allowed: str) -> str:
+    return "letters, digits and " + ", ".join(repr(c) for c in allowed)
+
+
 class HostEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-    host: str = Field(pattern=r"^[A-Za-z0-9:.\[\]_-]{1,253}$")
-    user: str = Field(default="root", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    name: str | None = None  # shown by pyinfra; default: host
+    host: str
+    user: str = "root"
     port: int = Field(default=22, ge=1, le=65535)
     key: str | None = None
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        return _refuse(value, HOST_RE, "a host name or IP address", ".-:[]_")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        return _refuse(value, NAME_RE, "a host name", "._-")
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, value: str) -> str:
+        return _refuse(value, USER_RE, "a Unix user name", "_-")
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str | None) -> str | None:
+        if value is not None and (not value or any(ord(c) < 32 or ord(c) == 127 for c in value)):
+            raise ValueError(f"{value!r} is not a file path")
+        return value
 
 
 class InventoryFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    hosts: list[HostEntry] = Field(min_length=1)
+    hosts: list[HostEntry]
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts(cls, value: list[HostEntry]) -> list[HostEntry]:
+        if not value:
+            raise ValueError("no hosts; list at least one")
+        return value
 
 
 def lab_dir() -> Path:
@@ -55,9 +105,13 @@ def _file_entries(path: Path) -> list[HostEntry]:
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}".replace("\n", " ")) from None
     try:
-        return InventoryFile.model_validate(data if isinstance(data, dict) else {"hosts": data}).hosts
+        entries = InventoryFile.model_validate(data if isinstance(data, dict) else {"hosts": data}).hosts
     except ValidationError as e:
-        raise ConfigError(format_errors(e, path.name).replace("(top level): ", "")) from None
+        raise ConfigError(format_errors(e, path.name, InventoryFile).replace("(top level): ", "")) from None
+    for i, entry in enumerate(entries):
+        if entry.key and not Path(entry.key).expanduser().is_file():
+            raise ConfigError(f"{path.name}: hosts[{i}].key: {entry.key} is not a file")
+    return entries
 
 
 def host_data(entry: HostEntry) -> dict[str, Any]:
