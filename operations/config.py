@@ -212,6 +212,11 @@ BACKUP_DIR_RE = r"^/[A-Za-z0-9._/-]{1,200}$"
 Bundle = Annotated[str, Field(pattern=BUNDLE_RE)]
 
 
+class Sizing(Strict):
+    enabled: bool = True  # derive memory, parallelism and WAL settings from the host's resources
+    max_connections: Annotated[int, Field(ge=5, le=10000)] = 100  # what the derivation plans for
+
+
 class Schema(Strict):
     shared: list[Bundle] = Field(default_factory=lambda: ["hm"])  # bundles for the shared database
     ai: list[Bundle] = Field(default_factory=lambda: ["pp"])  # bundles for every AI database
@@ -290,6 +295,7 @@ class HearthConfig(Strict):
     extra_extensions: dict[ExtName, PackageName] = Field(default_factory=dict)  # name -> Debian package or None
     schema_: Schema = Field(default_factory=Schema, alias="schema")
     tls: Tls = Field(default_factory=Tls)
+    sizing: Sizing = Field(default_factory=Sizing)
     roles: dict[Name, Role] = Field(default_factory=dict)
     databases: dict[Name, Database] = Field(default_factory=dict)
 

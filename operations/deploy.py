@@ -14,9 +14,11 @@ from . import conffiles, hooks, objects, reset, server
 from .catalog import packages_for
 from .config import HearthConfig, ai_database
 from .desired import DatabaseSpec, desired_databases, desired_roles
+from .facts import HostResources
 from .migrations import parse_targets
 from .paths import TEMPLATES
 from .render import hba_content, settings_content
+from .sizing import Resources, derive
 from .tls import server_files
 
 
@@ -34,6 +36,16 @@ def with_template1(cfg: HearthConfig, dbs: dict[str, DatabaseSpec]) -> dict[str,
         "template1", "postgres", cfg.cluster.encoding, cfg.cluster.locale, tuple(cfg.template1_extensions)
     )
     return {**dbs, "template1": t1}
+
+
+def derived_settings(cfg: HearthConfig) -> dict:
+    """Settings sized from the host's resources (one fact), unless sizing is off."""
+    if not cfg.sizing.enabled:
+        return {}
+    res = host.get_fact(HostResources)
+    if not res.get("memory"):
+        return {}
+    return derive(Resources(**res), cfg.sizing.max_connections)
 
 
 @deploy("hearthdb")
@@ -72,7 +84,7 @@ def converge(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
     conffiles.config_file(
         name="settings",
         path=f"{etc}/conf.d/50-hearthdb.conf",
-        content=settings_content(cfg, dbs),
+        content=settings_content(cfg, dbs, derived_settings(cfg)),
         kind="settings",
         **where,
     )

@@ -132,3 +132,31 @@ def pg_state(version: int, cluster: str, port: int, extensions: bool = False) ->
     """The PgState fact; `extensions=True` also visits every database for its extensions (one
     reconnect per database), which only the extensions operation needs."""
     return host.get_fact(PgState, version=version, cluster=cluster, port=port, extensions=extensions, **PSQL_USER)
+
+
+class HostResources(FactBase):
+    """Cores, memory, /dev/shm size and whether the disks rotate, in one command.
+
+    .. code:: python
+
+        {"cores": 2, "memory": 25165824000, "shm": 12582912000, "rotational": False}
+    """
+
+    default = dict
+
+    def command(self) -> str:
+        return (
+            "nproc; awk '/^MemTotal:/ {print $2 * 1024}' /proc/meminfo; "
+            "df -k --output=size /dev/shm 2>/dev/null | tail -1 | awk '{print $1 * 1024}'; "
+            "cat /sys/block/*/queue/rotational 2>/dev/null | sort -u | tr '\\n' ' '; echo"
+        )
+
+    def process(self, output: list[str]) -> dict[str, Any]:
+        lines = [*output, "", "", "", ""]
+        flags = set(lines[3].split())
+        return {
+            "cores": int(lines[0] or 1),
+            "memory": int(lines[1] or 0),
+            "shm": int(lines[2] or 0) if lines[2].strip().isdigit() else 0,
+            "rotational": None if not flags else flags == {"1"},
+        }

@@ -40,9 +40,12 @@ BASELINE: dict[str, Scalar] = {
 }
 
 
-def effective_settings(cfg: HearthConfig, databases: dict[str, DatabaseSpec]) -> dict[str, Scalar]:
+def effective_settings(
+    cfg: HearthConfig, databases: dict[str, DatabaseSpec], derived: dict[str, Scalar] | None = None
+) -> dict[str, Scalar]:
     """What the conf.d file sets: listen_addresses, shared_preload_libraries for declared extensions
-    that need it (plus any the user lists), then the user's settings."""
+    that need it (plus any the user lists), settings derived from the host's resources, the security
+    baseline, TLS, then the user's settings, which override all the rest."""
     names = {e.name for db in databases.values() for e in db.extensions}
     names |= {e.name for e in cfg.template1_extensions}
     user_libs = [s.strip() for s in str(cfg.settings.get("shared_preload_libraries", "")).split(",") if s.strip()]
@@ -50,14 +53,17 @@ def effective_settings(cfg: HearthConfig, databases: dict[str, DatabaseSpec]) ->
     out: dict[str, Scalar] = {"listen_addresses": ",".join(cfg.cluster.listen_addresses)}
     if libs:
         out["shared_preload_libraries"] = ",".join(libs)
+    out.update(derived or {})
     out.update(BASELINE)
     out.update(tls_settings(cfg.tls, f"/etc/postgresql/{cfg.cluster.version}/{cfg.cluster.name}"))
     out.update({k: v for k, v in cfg.settings.items() if k != "shared_preload_libraries"})
     return out
 
 
-def settings_content(cfg: HearthConfig, databases: dict[str, DatabaseSpec]) -> str:
-    items = [(k, conf_value(v)) for k, v in effective_settings(cfg, databases).items()]
+def settings_content(
+    cfg: HearthConfig, databases: dict[str, DatabaseSpec], derived: dict[str, Scalar] | None = None
+) -> str:
+    items = [(k, conf_value(v)) for k, v in effective_settings(cfg, databases, derived).items()]
     return _env.get_template("postgresql.conf.j2").render(settings=items)
 
 
