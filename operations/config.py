@@ -182,6 +182,17 @@ PREDEFINED_ROLES = frozenset(
 SETTING_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
 
 
+def check_settings(settings: dict[str, Scalar]) -> None:
+    """Names and values of `settings` (the server's or a role's), the error naming `settings.<name>`."""
+    for key, value in settings.items():
+        if not SETTING_NAME_RE.match(key):
+            raise ValueError(f"settings.{key}: not a parameter name")
+        try:
+            check_setting(key, value)
+        except ValueError as e:
+            raise ValueError(f"settings.{key}: {e}") from None
+
+
 class Role(Strict):
     login: bool = True
     superuser: bool = False
@@ -197,13 +208,7 @@ class Role(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Role:
-        for key, value in self.settings.items():
-            if not SETTING_NAME_RE.match(key):
-                raise ValueError(f"settings: {key!r} is not a parameter name")
-            try:
-                check_setting(key, value)
-            except ValueError as e:
-                raise ValueError(f"settings.{key}: {e}") from None
+        check_settings(self.settings)
         return self
 
 
@@ -329,13 +334,7 @@ class HearthConfig(Strict):
             if dup:
                 raise ValueError(f"{key}: {sorted(dup)[0]!r} is listed twice")
         _check_extensions(self)
-        for key, value in self.settings.items():
-            if not SETTING_NAME_RE.match(key):
-                raise ValueError(f"settings.{key}: not a parameter name")
-            try:
-                check_setting(key, value)
-            except ValueError as e:
-                raise ValueError(f"settings.{key}: {e}") from None
+        check_settings(self.settings)
         _check_references(self)
         return self
 
@@ -515,13 +514,18 @@ def format_errors(err: ValidationError, source: str, root: type[BaseModel] = Hea
     return "\n".join(lines)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def load_yaml(path: Path, what: str = "") -> Any:
+    """A YAML file's data; unreadable or invalid YAML is a one-line error naming the file."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+        raise ConfigError(f"{path}: cannot read{what}: {e.strerror}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}".replace("\n", " ")) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    data = load_yaml(path)
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -8,10 +8,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .config import format_errors
+from .config import format_errors, load_yaml
 from .errors import ConfigError
 
 INVENTORY_ENV = "HEARTHDB_INVENTORY"
@@ -98,12 +97,7 @@ def _lab_entries() -> list[HostEntry]:
 
 
 def _file_entries(path: Path) -> list[HostEntry]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read the inventory: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}".replace("\n", " ")) from None
+    data = load_yaml(path, " the inventory")
     try:
         entries = InventoryFile.model_validate(data if isinstance(data, dict) else {"hosts": data}).hosts
     except ValidationError as e:

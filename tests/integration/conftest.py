@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -46,11 +47,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def lab_hosts() -> list[dict[str, Any]]:
-    hosts = api.hosts()
-    if len(hosts) < LAB_HOSTS:
-        api.up(LAB_HOSTS)
-        hosts = api.hosts()
-    return hosts
+    """hdb1..hdbN (N = HEARTHDB_TEST_HOSTS, default 2); more hosts running (a benchmark's) are left alone."""
+    api.up(LAB_HOSTS)
+    return api.hosts()[:LAB_HOSTS]
 
 
 def infra_host(name: str) -> Any:
@@ -165,3 +164,12 @@ def connect(host: dict[str, Any], user: str, password: str, dbname: str, **kwarg
     return psycopg.connect(
         host=host["address"], port=5432, user=user, password=password, dbname=dbname, connect_timeout=5, **kwargs
     )
+
+
+@pytest.fixture(scope="module")
+def schema_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the project's bundles that a test module may add migrations to (HEARTHDB_SCHEMA_DIR)."""
+    root = tmp_path_factory.mktemp("schema")
+    for bundle in ("hm", "pp"):
+        shutil.copytree(ROOT / "schema" / bundle, root / bundle)
+    return root

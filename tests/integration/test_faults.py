@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import threading
@@ -29,15 +28,6 @@ CHECKSUM = "SELECT to_json(md5(coalesce(string_agg(t::text, ',' ORDER BY t.conte
 @pytest.fixture(scope="module")
 def host(lab_hosts: list[dict[str, Any]]) -> dict[str, Any]:
     return api.reset(lab_hosts[1]["name"], layer="postgresql")
-
-
-@pytest.fixture(scope="module")
-def slow_schema(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the project's bundles, to which tests add slow pp migrations (to act during them)."""
-    root = tmp_path_factory.mktemp("schema")
-    for bundle in ("hm", "pp"):
-        shutil.copytree(ROOT / "schema" / bundle, root / bundle)
-    return root
 
 
 def add_slow(root: Path, version: int, seconds: float) -> None:
@@ -152,10 +142,10 @@ def test_one_host_unreachable(
 
 
 def test_two_deploys_at_once_second_stops_nothing_twice(
-    deploy: Callable[..., Run], host: dict[str, Any], slow_schema: Path, data: dict[str, str]
+    deploy: Callable[..., Run], host: dict[str, Any], schema_copy: Path, data: dict[str, str]
 ) -> None:
-    add_slow(slow_schema, 3, 4)
-    env = {"HEARTHDB_SCHEMA_DIR": str(slow_schema)}
+    add_slow(schema_copy, 3, 4)
+    env = {"HEARTHDB_SCHEMA_DIR": str(schema_copy)}
     first = start(deploy, [host["name"]], {}, env)
     time.sleep(2.5)  # the first holds the lock, inside its slow migration
     second = deploy([host["name"]], {}, "-y", check=False, env=env)
@@ -173,10 +163,10 @@ def test_two_deploys_at_once_second_stops_nothing_twice(
 
 
 def test_postgresql_stopped_mid_run_clear_error_then_recovers(
-    deploy: Callable[..., Run], host: dict[str, Any], slow_schema: Path, data: dict[str, str]
+    deploy: Callable[..., Run], host: dict[str, Any], schema_copy: Path, data: dict[str, str]
 ) -> None:
-    add_slow(slow_schema, 4, 4)
-    env = {"HEARTHDB_SCHEMA_DIR": str(slow_schema)}
+    add_slow(schema_copy, 4, 4)
+    env = {"HEARTHDB_SCHEMA_DIR": str(schema_copy)}
     result: list[Run] = []
     t = threading.Thread(target=lambda: result.append(deploy([host["name"]], {}, "-y", check=False, env=env)))
     t.start()

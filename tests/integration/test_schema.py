@@ -4,7 +4,6 @@ eng_patterns, and the guarded nuclear reset."""
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,18 +15,9 @@ import pytest
 from lab import api
 from operations.migrations import load_bundle
 
-from .conftest import ROOT, Run, psql_json, ssh
+from .conftest import Run, psql_json, ssh
 
 DBS = {"hearthminds_db": "hm", "logos_db": "pp", "aletheia_db": "pp"}
-
-
-@pytest.fixture(scope="module")
-def schema_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the project's bundles that tests may add to (HEARTHDB_SCHEMA_DIR)."""
-    root = tmp_path_factory.mktemp("schema")
-    for bundle in ("hm", "pp"):
-        shutil.copytree(ROOT / "schema" / bundle, root / bundle)
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -36,14 +26,14 @@ def host(lab_hosts: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def run(deploy: Callable[..., Run], host: dict[str, Any], schema_dir: Path) -> Callable[..., Run]:
+def run(deploy: Callable[..., Run], host: dict[str, Any], schema_copy: Path) -> Callable[..., Run]:
     def go(*args: str, entry: str = "deploy.py", check: bool = True, env: dict | None = None) -> Run:
         return deploy(
             [host["name"]],
             {},
             *args,
             check=check,
-            env={"HEARTHDB_SCHEMA_DIR": str(schema_dir), **(env or {})},
+            env={"HEARTHDB_SCHEMA_DIR": str(schema_copy), **(env or {})},
             entry=entry,
         )
 
@@ -126,8 +116,8 @@ def test_round_trip_down_to_zero_and_up_leaves_the_same_schema(run: Callable[...
     assert {db: schema_dump(host["name"], db) for db in DBS} == before
 
 
-def test_tampered_applied_file_stops_the_run(run: Callable[..., Run], host: dict[str, Any], schema_dir: Path) -> None:
-    path = schema_dir / "pp" / "0001_proto_person.up.sql"
+def test_tampered_applied_file_stops_the_run(run: Callable[..., Run], host: dict[str, Any], schema_copy: Path) -> None:
+    path = schema_copy / "pp" / "0001_proto_person.up.sql"
     original = path.read_text()
     before = ledger(host["name"], "logos_db")
     try:
@@ -141,12 +131,12 @@ def test_tampered_applied_file_stops_the_run(run: Callable[..., Run], host: dict
 
 
 @pytest.fixture
-def extra_migration(schema_dir: Path) -> Iterator[Callable[[str, str], None]]:
+def extra_migration(schema_copy: Path) -> Iterator[Callable[[str, str], None]]:
     added: list[Path] = []
 
     def add(name: str, up: str) -> None:
         for kind, text in (("up", up), ("down", "SELECT 1;\n")):
-            p = schema_dir / "pp" / f"0003_{name}.{kind}.sql"
+            p = schema_copy / "pp" / f"0003_{name}.{kind}.sql"
             p.write_text(text)
             added.append(p)
 
