@@ -139,3 +139,17 @@ def nuclear_reset(cfg: HearthConfig, confirm: str | None) -> None:
         cluster=c.name,
         port=c.port,
     )
+
+
+@deploy("hearthdb schema status")
+def schema_status(cfg: HearthConfig, migrate_to: str | None = None) -> None:
+    """Applied and pending migrations per database: `pyinfra inventory.py status.py`."""
+    c = cfg.cluster
+    hooks.schema_status(
+        name="schema status",
+        databases=desired_databases(cfg),
+        targets=parse_targets(migrate_to),
+        version=c.version,
+        cluster=c.name,
+        port=c.port,
+    )

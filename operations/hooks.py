@@ -179,3 +179,42 @@ def release_lock():
     )
     host.run_shell_command(StringCommand(script), **_root_args())
     host.noop("deploy lock released")
+
+
+_status_shown: set[str] = set()
+
+
+@operation()
+def schema_status(databases: dict[str, DatabaseSpec], targets: dict[str, int], version: int, cluster: str, port: int):
+    """
+    Print, per database, each bundle's applied and pending migrations (changes nothing).
+
+    + databases: the desired databases (their `bundles`)
+    + targets: bundle versions to reach (default head)
+    + version, cluster, port: the cluster
+    """
+    yield from ()
+    if host.name in _status_shown:  # the body runs in detection and again in execution: print once
+        host.noop("schema status shown")
+        return
+    _status_shown.add(host.name)
+    have = pg_state(version, cluster, port, extensions=True).get("databases") or {}
+    lines = []
+    for name, spec in databases.items():
+        if not spec.present or not spec.bundles:
+            continue
+        applied = {(r["bundle"], r["version"]) for r in (have.get(name) or {}).get("ledger") or []}
+        for bundle in spec.bundles:
+            migrations = load_bundle(bundle)
+            target = targets.get(bundle, len(migrations))
+            done = [m for m in migrations if (bundle, m.version) in applied]
+            pending = [m.label.split(" ", 1)[1] for m in migrations if m.version <= target and m not in done]
+            extra = [m.label.split(" ", 1)[1] for m in done if m.version > target]
+            state_word = "missing" if name not in have else ("at target" if not pending and not extra else "behind")
+            lines.append(
+                f"{name:<24} {bundle:<6} applied {len(done)}/{len(migrations)}  {state_word}"
+                + (f"; pending: {', '.join(pending)}" if pending else "")
+                + (f"; to revert: {', '.join(extra)}" if extra else "")
+            )
+    logger.info(f"{host.print_prefix}schema status:\n" + "\n".join(f"        {ln}" for ln in lines))
+    host.noop("schema status shown")

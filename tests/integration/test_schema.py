@@ -4,6 +4,7 @@ eng_patterns, and the guarded nuclear reset."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -114,6 +115,15 @@ def test_round_trip_down_to_zero_and_up_leaves_the_same_schema(run: Callable[...
         assert "CREATE TABLE" not in schema_dump(host["name"], db)
     run("-y")
     assert {db: schema_dump(host["name"], db) for db in DBS} == before
+
+
+def test_status_shows_applied_and_pending(run: Callable[..., Run], host: dict[str, Any]) -> None:
+    out = run("-y", entry="status.py").stderr
+    assert re.search(r"logos_db\s+pp\s+applied 2/2\s+at target", out)
+    assert re.search(r"hearthminds_db\s+hm\s+applied 2/2\s+at target", out)
+    behind = run("-y", "--data", "migrate_to=pp:1", entry="status.py").stderr
+    assert re.search(r"logos_db\s+pp\s+applied 2/2\s+behind; to revert: 0002_vector_indexes", behind)
+    assert "No changes" in behind and "Success" not in behind
 
 
 def test_tampered_applied_file_stops_the_run(run: Callable[..., Run], host: dict[str, Any], schema_copy: Path) -> None:
