@@ -70,7 +70,7 @@ def validate(
     )
     if tls:
         checks.append(Check("tls", "", bool((st.get("server") or {}).get("ssl")), "ssl is off"))
-    pairs = login_pairs(roles, databases, ai_databases)
+    pairs = login_pairs(roles, ai_databases, shared_database, int(run_id, 16))
     if online and pairs:
         names = {r for r, _, _ in pairs}
         _, output = host.run_shell_command(

@@ -98,19 +98,29 @@ def state_checks(
     return out
 
 
-def login_pairs(roles: dict[str, RoleSpec], databases: dict[str, DatabaseSpec], ai_dbs: dict[str, str]) -> list:
-    """(role, database, should_connect) to try: each AI into its own database and the shared one (yes),
-    and into one other AI's database (no)."""
-    shared = [n for n, d in databases.items() if d.present and d.bundles and n not in ai_dbs.values()]
-    ais = list(ai_dbs)
+# AIs whose logins are tried end to end per run. Every AI's role, password verifier and database ACL is
+# checked from the catalog on every run; the real logins rotate with the run id so that all AIs are
+# covered over successive runs while a run's cost stays flat in the number of AIs.
+LOGIN_PROBES = 8
+
+
+def login_pairs(
+    roles: dict[str, RoleSpec], ai_dbs: dict[str, str], shared: str, seed: int, limit: int = LOGIN_PROBES
+) -> list[tuple[str, str, bool]]:
+    """(role, database, should_connect) to try: an AI into its own database and the shared one (yes),
+    and into the next AI's database (no), for `limit` AIs starting at `seed`."""
+    ais = [a for a in ai_dbs if roles.get(a) is not None and roles[a].password is not None]
+    if len(ais) > limit:
+        start = seed % len(ais)
+        chosen = [*ais[start:], *ais[:start]][:limit]
+    else:
+        chosen = ais
     pairs = []
-    for i, ai in enumerate(ais):
-        if roles.get(ai) is None or roles[ai].password is None:
-            continue
-        pairs.append((ai, ai_dbs[ai], True))
-        pairs += [(ai, db, True) for db in shared[:1]]
+    for ai in chosen:
+        pairs += [(ai, ai_dbs[ai], True), (ai, shared, True)]
         if len(ais) > 1:
-            pairs.append((ai, ai_dbs[ais[(i + 1) % len(ais)]], False))
+            other = ais[(ais.index(ai) + 1) % len(ais)]
+            pairs.append((ai, ai_dbs[other], False))
     return pairs
 
 
@@ -186,7 +196,7 @@ def summary(checks: list[Check]) -> list[str]:
     for c in checks:
         kinds.setdefault(c.kind, []).append(c)
     lines = [
-        f"{'ok ' if all(c.passed for c in cs) else 'FAIL'} {kind:<16} {sum(c.passed for c in cs)}/{len(cs)}"
+        f"{'ok' if all(c.passed for c in cs) else 'FAIL':<4} {kind:<16} {sum(c.passed for c in cs)}/{len(cs)}"
         for kind, cs in kinds.items()
     ]
     lines += [f"FAIL {c.name}: {c.detail}" for c in checks if not c.passed]
