@@ -6,7 +6,7 @@ import json
 import shlex
 from typing import Any
 
-from pyinfra import host
+from pyinfra import host, state
 from pyinfra.api import FactBase
 
 from .queries import PER_DATABASE_SCRIPT, SERVER_QUERY
@@ -128,10 +128,26 @@ class PgState(FactBase):
 PSQL_USER = {"_sudo": True, "_sudo_user": "postgres"}
 
 
+# The visit of every database costs one reconnect per database; the operations that need it (extensions,
+# migrations, validation) share one reading per host and stage until one of them changes something.
+_visits: dict[tuple[str, int], dict[str, Any]] = {}
+
+
 def pg_state(version: int, cluster: str, port: int, extensions: bool = False) -> dict[str, Any]:
-    """The PgState fact; `extensions=True` also visits every database for its extensions (one
-    reconnect per database), which only the extensions operation needs."""
-    return host.get_fact(PgState, version=version, cluster=cluster, port=port, extensions=extensions, **PSQL_USER)
+    """The PgState fact; `extensions=True` also visits every database (extensions, public schema
+    rights, migration ledger), reused until `forget_visit()`."""
+    if not extensions:
+        return host.get_fact(PgState, version=version, cluster=cluster, port=port, extensions=False, **PSQL_USER)
+    key = (host.name, int(state.current_stage))
+    if key not in _visits:
+        _visits[key] = host.get_fact(PgState, version=version, cluster=cluster, port=port, extensions=True, **PSQL_USER)
+    return _visits[key]
+
+
+def forget_visit() -> None:
+    """After a change that the visit would see (an extension, a migration, a dropped database)."""
+    for key in [k for k in _visits if k[0] == host.name]:
+        del _visits[key]
 
 
 class HostResources(FactBase):

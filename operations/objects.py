@@ -13,7 +13,7 @@ from pyinfra.api import StringCommand, operation
 from pyinfra.api.state import StateStage
 
 from .desired import DatabaseSpec, RoleSpec
-from .facts import pg_state
+from .facts import forget_visit, pg_state
 from .migrations import load_bundle, plan_migrations
 from .plan import plan_databases, plan_extensions, plan_role_drops, plan_roles
 from .psql import SqlCommand, Stmt
@@ -47,6 +47,7 @@ def _apply(kind: str, port: int, statements: list[Stmt], count: int):
         host.noop(f"{count} {kind} are as declared")
         return
     show_plan(kind, [s.display for s in statements if s.display])
+    forget_visit()
     yield SqlCommand(port, statements)
 
 
