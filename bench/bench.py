@@ -58,7 +58,14 @@ def pyinfra(
     by_name = {h["name"]: h for h in api.hosts()}
     inv = WORK / "hosts.yml"
     inv.write_text(
-        yaml.safe_dump({"hosts": [{"name": n, "host": by_name[n]["address"], "key": by_name[n]["key"]} for n in hosts]})
+        yaml.safe_dump(
+            {
+                "hosts": [
+                    {"name": n, "host": by_name[n]["address"], "key": by_name[n]["key"], "host_key": "ignore"}
+                    for n in hosts
+                ]
+            }
+        )
     )
     cfg = WORK / "hearthdb.yml"
     cfg.write_text(yaml.safe_dump(config))

@@ -6,7 +6,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -44,6 +44,9 @@ class HostEntry(BaseModel):
     user: str = "root"
     port: int = Field(default=22, ge=1, le=65535)
     key: str | None = None
+    # known: the host key must already be in known_hosts; accept-new: learn it the first time, refuse a
+    # changed one; ignore: no check at all (only for disposable hosts such as the lab's)
+    host_key: Literal["known", "accept-new", "ignore"] = "accept-new"
 
     @field_validator("host")
     @classmethod
@@ -93,7 +96,11 @@ def _lab_entries() -> list[HostEntry]:
         rows = json.loads(path.read_text())
     except FileNotFoundError:
         rows = []
-    return [HostEntry(name=r["name"], host=r["address"], user=r["user"], port=r["port"], key=r["key"]) for r in rows]
+    # lab hosts are rebuilt often, each time with new host keys
+    return [
+        HostEntry(name=r["name"], host=r["address"], user=r["user"], port=r["port"], key=r["key"], host_key="ignore")
+        for r in rows
+    ]
 
 
 def _file_entries(path: Path) -> list[HostEntry]:
@@ -114,6 +121,10 @@ def host_data(entry: HostEntry) -> dict[str, Any]:
         data["ssh_key"] = os.path.expanduser(entry.key)
     if entry.user != "root":
         data["_sudo"] = True  # root-only steps (apt, files) go through sudo for other users
+    if entry.host_key == "ignore":
+        data.update(ssh_known_hosts_file="/dev/null", ssh_strict_host_key_checking="no")
+    else:
+        data["ssh_strict_host_key_checking"] = "yes" if entry.host_key == "known" else "accept-new"
     return data
 
 
@@ -135,12 +146,4 @@ def inventory_hosts() -> list[tuple[str, dict[str, Any]]]:
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         raise ConfigError(f"{source}: hosts: {sorted(dup)[0]!r} is listed twice")
-    lab = not path
-    out = []
-    for name, entry in zip(names, entries, strict=True):
-        data = host_data(entry)
-        if lab:
-            # Lab hosts are rebuilt often; their host keys are new each time.
-            data.update(ssh_known_hosts_file="/dev/null", ssh_strict_host_key_checking="no")
-        out.append((name, data))
-    return out
+    return [(name, host_data(entry)) for name, entry in zip(names, entries, strict=True)]

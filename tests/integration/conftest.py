@@ -98,7 +98,13 @@ def deploy(tmp_path_factory: pytest.TempPathFactory, lab_hosts: list[dict[str, A
             yaml.safe_dump(
                 {
                     "hosts": [
-                        {"name": n, "host": by_name[n]["address"], "user": "root", "key": by_name[n]["key"]}
+                        {
+                            "name": n,
+                            "host": by_name[n]["address"],
+                            "user": "root",
+                            "key": by_name[n]["key"],
+                            "host_key": "ignore",
+                        }
                         for n in hosts
                     ]
                 }

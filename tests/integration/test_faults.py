@@ -61,7 +61,14 @@ def start(deploy: Callable[..., Run], hosts: list[str], config: dict, env: dict 
     by_name = {h["name"]: h for h in api.hosts()}
     inventory = run_dir / "fault-hosts.yml"
     inventory.write_text(
-        yaml.safe_dump({"hosts": [{"name": n, "host": by_name[n]["address"], "key": by_name[n]["key"]} for n in hosts]})
+        yaml.safe_dump(
+            {
+                "hosts": [
+                    {"name": n, "host": by_name[n]["address"], "key": by_name[n]["key"], "host_key": "ignore"}
+                    for n in hosts
+                ]
+            }
+        )
     )
     cfg = run_dir / "fault-config.yml"
     cfg.write_text(yaml.safe_dump(config))
@@ -119,8 +126,13 @@ def test_one_host_unreachable(
         yaml.safe_dump(
             {
                 "hosts": [
-                    {"name": host["name"], "host": host["address"], "key": host["key"]},
-                    {"name": "ghost", "host": "10.213.7.99", "key": host["key"]},  # on the lab bridge, nobody there
+                    {"name": host["name"], "host": host["address"], "key": host["key"], "host_key": "ignore"},
+                    {
+                        "name": "ghost",
+                        "host": "10.213.7.99",
+                        "key": host["key"],
+                        "host_key": "ignore",
+                    },  # on the lab bridge, nobody there
                 ]
             }
         )
