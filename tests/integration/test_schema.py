@@ -5,7 +5,7 @@ eng_patterns, and the guarded nuclear reset."""
 from __future__ import annotations
 
 import re
-import threading
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 from lab import api
-from operations.migrations import load_bundle
+from operations.desired import DatabaseSpec
+from operations.migrations import Migration, load_bundle, plan_migrations
+from operations.psql import SqlCommand
 
 from .conftest import Run, psql_json, ssh
 
@@ -123,7 +125,7 @@ def test_status_shows_applied_and_pending(run: Callable[..., Run], host: dict[st
     assert re.search(r"hearthminds_db\s+hm\s+applied 2/2\s+at target", out)
     behind = run("-y", "--data", "migrate_to=pp:1", entry="status.py").stderr
     assert re.search(r"logos_db\s+pp\s+applied 2/2\s+behind; to revert: 0002_vector_indexes", behind)
-    assert "No changes" in behind and "Success" not in behind
+    assert re.search(r"Grand total\s+1\s+-\s+-\s+1", behind)  # it changed nothing
 
 
 def test_tampered_applied_file_stops_the_run(run: Callable[..., Run], host: dict[str, Any], schema_copy: Path) -> None:
@@ -165,31 +167,71 @@ def test_failing_migration_rolls_back(run: Callable[..., Run], host: dict[str, A
     assert psql_json(host["name"], "SELECT to_json(to_regclass('half_done') IS NULL)", database="logos_db") is True
 
 
-def test_concurrent_runs_apply_once(run: Callable[..., Run], host: dict[str, Any], extra_migration: Callable) -> None:
-    extra_migration(
-        "slow", "SELECT pg_sleep(3);\nCREATE TABLE slow_marker (id int);\nINSERT INTO slow_marker VALUES (1);\n"
+def test_concurrent_migrations_wait_for_the_lock_and_apply_once(host: dict[str, Any], schema_copy: Path) -> None:
+    """Two runs of the engine's own script for one database at once (two deploys at once stop at the
+    deploy lock first; this is the layer below): one waits for the advisory lock, the migration is
+    applied once."""
+    name = host["name"]
+    slow = Migration(
+        "pp",
+        3,
+        "slow",
+        "SELECT pg_sleep(3);\nCREATE TABLE slow_marker (id int);\nINSERT INTO slow_marker VALUES (1);\n",
+        "DROP TABLE slow_marker;\n",
     )
-    results: list[Run] = []
-    threads = [threading.Thread(target=lambda: results.append(run("-y", check=False))) for _ in range(2)]
-    threads[0].start()
+    bundles = {"pp": [*load_bundle("pp", schema_copy), slow]}
+    spec = DatabaseSpec("logos_db", "logos", "UTF8", "C.UTF-8", bundles=("pp",))
+    rows = [{"bundle": b, "version": v, "sha256": sha} for b, v, sha in ledger(name, "logos_db")]
+    script = SqlCommand(5432, plan_migrations(spec, bundles, rows, {}, {"embedding_dim": "1536"}, "test"))
+    stdin = script.connector_arguments["_stdin"]
+    procs = []
+    for _ in range(2):
+        procs.append(
+            subprocess.Popen(
+                [
+                    "ssh",
+                    "-F",
+                    str(api.ssh_config_path()),
+                    name,
+                    script.get_raw_value().replace("psql", "sudo -u postgres psql", 1),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+        procs[-1].stdin.write(stdin)  # type: ignore[union-attr]
+        procs[-1].stdin.close()  # type: ignore[union-attr]
+        time.sleep(0.5)
     waited = False
-    deadline = time.monotonic() + 30
-    threads[1].start()
-    while time.monotonic() < deadline and any(t.is_alive() for t in threads):
+    while any(p.poll() is None for p in procs):
         waiting = psql_json(
-            host["name"],
+            name,
             "SELECT to_json(count(*)) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
             database="logos_db",
         )
         waited = waited or waiting > 0
         time.sleep(0.2)
-    for t in threads:
-        t.join()
-    assert [r.code for r in results] == [0, 0], [r.stderr[-2000:] for r in results]
+    assert [p.returncode for p in procs] == [0, 0], [p.stderr.read() for p in procs]  # type: ignore[union-attr]
     assert waited, "the second run never waited for the advisory lock"
-    assert psql_json(host["name"], "SELECT to_json(count(*)) FROM slow_marker", database="logos_db") == 1
-    assert [row[1] for row in ledger(host["name"], "logos_db") if row[0] == "pp"] == [1, 2, 3]
-    run("-y", "--data", "migrate_to=pp:2")  # take it out again before the fixture removes the files
+    assert psql_json(name, "SELECT to_json(count(*)) FROM slow_marker", database="logos_db") == 1
+    assert [row[1] for row in ledger(name, "logos_db") if row[0] == "pp"] == [1, 2, 3]
+    # take it out again, as the engine would going down to pp:2
+    down = plan_migrations(
+        spec,
+        bundles,
+        [{"bundle": b, "version": v, "sha256": sha} for b, v, sha in ledger(name, "logos_db")],
+        {"pp": 2},
+        {},
+        "test",
+    )
+    ssh(
+        name,
+        "sudo -u postgres psql -X -q -v ON_ERROR_STOP=1",
+        stdin=SqlCommand(5432, down).connector_arguments["_stdin"],
+    )
+    assert [row[1] for row in ledger(name, "logos_db") if row[0] == "pp"] == [1, 2]
 
 
 def test_broken_state_is_recorded_false_and_exits_non_zero(run: Callable[..., Run], host: dict[str, Any]) -> None:
