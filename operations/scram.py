@@ -7,6 +7,7 @@ recomputing the verifier with the stored salt and iteration count, so it is neve
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -37,5 +38,12 @@ def matches(password: str, stored: dict | None) -> bool:
     the sha256 digest of the whole verifier string (what the PgState fact returns)."""
     if not stored:
         return False
-    candidate = verifier(password, base64.b64decode(stored["salt"]), int(stored["iterations"]))
-    return hmac.compare_digest(hashlib.sha256(candidate.encode()).hexdigest(), stored["digest"])
+    return _matches(password, stored["salt"], int(stored["iterations"]), stored["digest"])
+
+
+@functools.lru_cache(maxsize=4096)
+def _matches(password: str, salt: str, iterations: int, digest: str) -> bool:
+    # PBKDF2 is slow on purpose; within one run the roles operation and validation ask the same
+    # question for every role, twice when change detection runs: answer it once per process.
+    candidate = verifier(password, base64.b64decode(salt), iterations)
+    return hmac.compare_digest(hashlib.sha256(candidate.encode()).hexdigest(), digest)
