@@ -55,18 +55,8 @@ def ssh(name: str, command: str, stdin: str | None = None) -> subprocess.Complet
 def pyinfra(
     hosts: list[str], config: dict[str, Any], *args: str, entry: str = "deploy.py", env: dict | None = None
 ) -> tuple[float, str]:
-    by_name = {h["name"]: h for h in api.hosts()}
     inv = WORK / "hosts.yml"
-    inv.write_text(
-        yaml.safe_dump(
-            {
-                "hosts": [
-                    {"name": n, "host": by_name[n]["address"], "key": by_name[n]["key"], "host_key": "ignore"}
-                    for n in hosts
-                ]
-            }
-        )
-    )
+    inv.write_text(yaml.safe_dump(api.inventory(hosts)))
     cfg = WORK / "hearthdb.yml"
     cfg.write_text(yaml.safe_dump(config))
     environ = {
@@ -241,19 +231,19 @@ def queries(host: str, db: str, table: str, n: int = 100, k: int = 10) -> dict[s
     script = f"""
 SET hnsw.ef_search = 100;
 CREATE TEMP TABLE q AS SELECT id, embedding FROM {table} ORDER BY id LIMIT {n};
-CREATE TEMP TABLE res (qid bigint, ms float8, ann bigint[], exact bigint[]);
+CREATE TEMP TABLE res (qid text, ms float8, ann text[], exact text[]);
 DO $$
-DECLARE r record; t0 timestamptz; a bigint[]; e bigint[];
+DECLARE r record; t0 timestamptz; a text[]; e text[];
 BEGIN
   FOR r IN SELECT * FROM q LOOP
     t0 := clock_timestamp();
-    SELECT array_agg(id) INTO a FROM (SELECT id FROM {table} ORDER BY embedding <=> r.embedding LIMIT {k}) s;
-    INSERT INTO res VALUES (r.id, extract(epoch FROM clock_timestamp() - t0) * 1000, a, NULL);
+    SELECT array_agg(id::text) INTO a FROM (SELECT id FROM {table} ORDER BY embedding <=> r.embedding LIMIT {k}) s;
+    INSERT INTO res VALUES (r.id::text, extract(epoch FROM clock_timestamp() - t0) * 1000, a, NULL);
   END LOOP;
   SET LOCAL enable_indexscan = off;
   FOR r IN SELECT * FROM q LOOP
-    SELECT array_agg(id) INTO e FROM (SELECT id FROM {table} ORDER BY embedding <=> r.embedding LIMIT {k}) s;
-    UPDATE res SET exact = e WHERE qid = r.id;
+    SELECT array_agg(id::text) INTO e FROM (SELECT id FROM {table} ORDER BY embedding <=> r.embedding LIMIT {k}) s;
+    UPDATE res SET exact = e WHERE qid = r.id::text;
   END LOOP;
 END $$;
 SELECT json_build_object(

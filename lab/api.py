@@ -182,3 +182,18 @@ def _clean_nspawn_run() -> None:
     per_machine = [root / sub for sub in ("propagate", "unix-export", "incoming")]
     if not any(d.is_dir() and any(d.iterdir()) for d in per_machine):
         remove_tree(root)
+
+
+def inventory(names: list[str]) -> dict[str, Any]:
+    """A hearthdb inventory (HEARTHDB_INVENTORY) for the named running hosts; their host keys change
+    with every base rebuild, so they are not checked."""
+    by_name = {h["name"]: h for h in hosts()}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise LabError(f"{', '.join(missing)} not up (see `hearthdb-lab status`)")
+    return {
+        "hosts": [
+            {"name": n, "host": by_name[n]["address"], "user": "root", "key": by_name[n]["key"], "host_key": "ignore"}
+            for n in names
+        ]
+    }

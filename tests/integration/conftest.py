@@ -92,24 +92,8 @@ def deploy(tmp_path_factory: pytest.TempPathFactory, lab_hosts: list[dict[str, A
         entry: str = "deploy.py",
     ) -> Run:
         tmp_path = tmp_path_factory.mktemp("deploy")
-        by_name = {h["name"]: h for h in lab_hosts}
         inventory = tmp_path / "hosts.yml"
-        inventory.write_text(
-            yaml.safe_dump(
-                {
-                    "hosts": [
-                        {
-                            "name": n,
-                            "host": by_name[n]["address"],
-                            "user": "root",
-                            "key": by_name[n]["key"],
-                            "host_key": "ignore",
-                        }
-                        for n in hosts
-                    ]
-                }
-            )
-        )
+        inventory.write_text(yaml.safe_dump(api.inventory(hosts)))
         cfg = tmp_path / "hearthdb.yml"
         cfg.write_text(yaml.safe_dump(config or {}))
         env = {

@@ -58,18 +58,8 @@ def checksums(name: str) -> dict[str, str]:
 def start(deploy: Callable[..., Run], hosts: list[str], config: dict, env: dict | None = None) -> subprocess.Popen:
     """A deploy as a process of its own (so it can be killed), with the session's inventory and secrets."""
     run_dir = Path(deploy.secrets_file).parent  # type: ignore[attr-defined]
-    by_name = {h["name"]: h for h in api.hosts()}
     inventory = run_dir / "fault-hosts.yml"
-    inventory.write_text(
-        yaml.safe_dump(
-            {
-                "hosts": [
-                    {"name": n, "host": by_name[n]["address"], "key": by_name[n]["key"], "host_key": "ignore"}
-                    for n in hosts
-                ]
-            }
-        )
-    )
+    inventory.write_text(yaml.safe_dump(api.inventory(hosts)))
     cfg = run_dir / "fault-config.yml"
     cfg.write_text(yaml.safe_dump(config))
     environ = {
