@@ -36,33 +36,29 @@ def test_missing_role_is_created_with_every_attribute_explicit() -> None:
     ]
 
 
-def test_converged_role_plans_nothing() -> None:
-    actual = {
-        "logos": {
-            "login": True,
-            "superuser": False,
-            "createdb": False,
-            "createrole": False,
-            "replication": False,
-            "bypassrls": False,
-            "connection_limit": -1,
-        }
+def _have(**kw) -> dict:
+    base = {
+        "login": True,
+        "superuser": False,
+        "createdb": False,
+        "createrole": False,
+        "replication": False,
+        "bypassrls": False,
+        "connection_limit": -1,
+        "settings": None,
+        "member_of": [],
+        "scram": None,
+        "has_password": False,
     }
-    assert plan_roles({"logos": RoleSpec("logos")}, actual) == []
+    return {**base, **kw}
+
+
+def test_converged_role_plans_nothing() -> None:
+    assert plan_roles({"logos": RoleSpec("logos")}, {"logos": _have()}) == []
 
 
 def test_role_attribute_drift_is_fixed_alone() -> None:
-    actual = {
-        "logos": {
-            "login": True,
-            "superuser": True,
-            "createdb": False,
-            "createrole": False,
-            "replication": False,
-            "bypassrls": False,
-            "connection_limit": 5,
-        }
-    }
+    actual = {"logos": _have(superuser=True, connection_limit=5)}
     assert sqls(plan_roles({"logos": RoleSpec("logos")}, actual)) == [
         'ALTER ROLE "logos" NOSUPERUSER',
         'ALTER ROLE "logos" CONNECTION LIMIT -1',
@@ -125,23 +121,6 @@ def test_extensions_only_where_missing_or_at_another_version() -> None:
         '\\connect "b_db"',
         "ALTER EXTENSION \"vector\" UPDATE TO '0.8.0'",
     ]
-
-
-def _have(**kw) -> dict:
-    base = {
-        "login": True,
-        "superuser": False,
-        "createdb": False,
-        "createrole": False,
-        "replication": False,
-        "bypassrls": False,
-        "connection_limit": -1,
-        "settings": None,
-        "member_of": [],
-        "scram": None,
-        "has_password": False,
-    }
-    return {**base, **kw}
 
 
 def _scram_fact(v: str) -> dict:
