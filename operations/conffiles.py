@@ -11,6 +11,7 @@ import shlex
 from pyinfra import host
 from pyinfra.api import FactBase, StringCommand, operation
 
+from .facts import forget_visit
 from .objects import show_plan
 
 # How the server checks a file before it goes live. Settings: `postgres -C` parses the whole
@@ -99,6 +100,7 @@ def config_file(path: str, content: str, kind: str, version: int, cluster: str, 
         host.noop(f"{path} is as declared")
         return
     show_plan(f"{kind}: write {path}", content.rstrip("\n").splitlines())
+    forget_visit()  # a reload or restart changes what the server reports
     yield StringCommand(install_script(path, kind, version, cluster, port), _stdin=content)
 
 

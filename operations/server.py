@@ -8,7 +8,7 @@ from pyinfra import host
 from pyinfra.api import StringCommand, operation
 
 from .errors import ClusterMismatch
-from .facts import DebPackageStatus, PgClusters, pg_state
+from .facts import DebPackageStatus, PgClusters, forget_visit, pg_state
 
 APT_INSTALL = (
     "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "
@@ -34,6 +34,7 @@ def packages(names: list[str]):
     if not missing:
         host.noop(f"packages {', '.join(names)} are installed")
         return
+    forget_visit()  # new packages bring new available extensions
     yield f"apt-get update -q && {APT_INSTALL} {' '.join(shlex.quote(n) for n in missing)}"
 
 
@@ -61,6 +62,7 @@ def cluster(version: int, cluster_name: str, port: int, locale: str, encoding: s
     have = host.get_fact(PgClusters).get(key)
     if have is None:
         checksums = " -- --data-checksums" if data_checksums else ""
+        forget_visit()
         yield StringCommand(
             f"pg_createcluster --port {int(port)} --locale {shlex.quote(locale)} "
             f"--encoding {shlex.quote(encoding)} --start {int(version)} {shlex.quote(name)}{checksums}"
@@ -72,6 +74,7 @@ def cluster(version: int, cluster_name: str, port: int, locale: str, encoding: s
             "change cluster.port or move the cluster by hand"
         )
     if not have["online"]:
+        forget_visit()
         yield f"pg_ctlcluster {int(version)} {shlex.quote(name)} start"
         return
     server = pg_state(version, name, port).get("server") or {}

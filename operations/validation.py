@@ -16,6 +16,7 @@ from typing import Any
 
 from psycopg import sql
 
+from .config import NAME_RE
 from .desired import DatabaseSpec, RoleSpec
 from .errors import PlanError
 from .migrations import Migration, plan_migrations
@@ -131,16 +132,47 @@ def passfile(roles: dict[str, RoleSpec], names: set[str]) -> str:
     return "".join(f"*:*:*:{esc(n)}:{esc(roles[n].password.unmask())}\n" for n in sorted(names) if roles[n].password)
 
 
+# Turns the probe chain's output into `role db ok` / `role db fail <message>` lines.
+_CHAIN_AWK = (
+    '/^hearthdb-probe /{ if (p != "") print p " fail " m; p = $2 " " $3; m = ""; next } '
+    '/^hearthdb-result ok/{ print p " ok"; p = ""; next } '
+    '{ if (p != "") m = m $0 " " } END { if (p != "") print p " fail " m }'
+)
+
+
 def login_script(port: int, pairs: list[tuple[str, str, bool]]) -> str:
-    """Tries each (role, database) over the local socket with the passfile on stdin; prints
-    `role db ok` or `role db fail <message>` per pair. Only names are on the command line."""
-    tries = " ".join(shlex.quote(f"{r}:{d}") for r, d, _ in pairs)
+    r"""Tries each (role, database) over the local socket with the passfile on stdin and prints
+    `role db ok` or `role db fail <message>` per pair. Only names are on the command line.
+
+    A psql process start costs more than the login itself, so the logins that should succeed run
+    as one psql `\connect` chain; each that should be refused gets its own psql (a failed
+    `\connect` ends a script), all at once beside the chain."""
+    for role, db, _ in pairs:
+        if not (NAME_RE.match(role) and NAME_RE.match(db)):
+            raise ValueError(f"login probe: unexpected name {role!r}@{db!r}")
+    conn = f"host=/var/run/postgresql port={int(port)} connect_timeout=5"
+    chain = ["\\set ON_ERROR_STOP 0"]
+    for r, d, allowed in pairs:
+        if allowed:
+            chain += [
+                f"\\warn hearthdb-probe {r} {d}",
+                f"\\connect '{conn} dbname={d} user={r}'",
+                "\\unset hearthdb_ok",
+                f"SELECT 1 AS hearthdb_ok WHERE current_user = '{r}' AND current_database() = '{d}' \\gset",
+                "\\if :{?hearthdb_ok}",
+                "\\warn hearthdb-result ok",
+                "\\endif",
+            ]
+    refused = " ".join(shlex.quote(f"{r}:{d}") for r, d, allowed in pairs if not allowed)
     return (
-        't=$(mktemp); trap \'rm -f "$t"\' EXIT; chmod 600 "$t"; cat > "$t"; '
-        f"for p in {tries}; do r=${{p%%:*}}; d=${{p#*:}}; "
-        f'if out=$(PGPASSFILE="$t" psql -X -A -t -w -c "SELECT 1" '
-        f'"host=/var/run/postgresql port={int(port)} dbname=$d user=$r connect_timeout=5" 2>&1); '
-        'then echo "$r $d ok"; else echo "$r $d fail $(echo "$out" | tr "\\n" " ")"; fi; done'
+        't=$(mktemp); trap \'rm -f "$t" "$t.chain"\' EXIT; chmod 600 "$t"; cat > "$t"; export PGPASSFILE="$t"; '
+        f"for p in {refused}; do r=${{p%%:*}}; d=${{p#*:}}; "
+        f'{{ if out=$(psql -X -A -t -w -c "SELECT 1" "{conn} dbname=$d user=$r" 2>&1); '
+        'then echo "$r $d ok"; else echo "$r $d fail $(echo "$out" | tr "\\n" " ")"; fi; } & done; '
+        f"psql -X -A -t -q -p {int(port)} -d postgres > \"$t.chain\" 2>&1 <<'HEARTHDB_PROBES'\n"
+        + "\n".join(chain)
+        + "\nHEARTHDB_PROBES\n"
+        f'wait; awk {shlex.quote(_CHAIN_AWK)} "$t.chain"'
     )
 
 
