@@ -1,12 +1,14 @@
 """hearthdb benchmarks on lab hosts, each printing ratios measured side by side in the same run and
 writing bench/results/<name>.json and <name>.png.
 
-    .venv/bin/python bench/bench.py converge    # fresh converge, 10 AIs: hearthdb vs the floor script vs built-ins
+    .venv/bin/python bench/bench.py converge    # fresh converge, 10 AIs: hearthdb vs the floor, built-ins, Ansible
     .venv/bin/python bench/bench.py noop        # no-op rerun and --dry at 2, 20, 200 AIs
     .venv/bin/python bench/bench.py fleet       # 1 vs 5 hosts in one run
     .venv/bin/python bench/bench.py vector      # HNSW build and queries: derived config vs Debian's stock config
     .venv/bin/python bench/bench.py memory      # the pp schema with 100k memories: create, read, search
     .venv/bin/python bench/bench.py all
+
+HEARTHDB_BENCH_HOST (default hdb1) names the lab host that converge, noop, vector and memory use.
 """
 
 from __future__ import annotations
@@ -29,16 +31,25 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lab import api  # noqa: E402
+from lab.config import host_index  # noqa: E402
 from operations.migrations import load_bundle  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
+ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
+ANSIBLE_DIR = ROOT / "bench" / "ansible"
+HOST = os.environ.get("HEARTHDB_BENCH_HOST", "hdb1")
 WORK = Path(tempfile.mkdtemp(prefix="hearthdb-bench-"))
 SECRETS = WORK / "secrets.yml"
 
 
 def ais(n: int) -> list[str]:
     return [f"ai{i:03d}" for i in range(n)]
+
+
+def up(n: int = 1) -> None:
+    """Hosts hdb1..hdbN up, and at least up to HOST."""
+    api.up(max(n, host_index(HOST)))
 
 
 def ssh(name: str, command: str, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -108,6 +119,60 @@ def builtins(host: str, names: list[str]) -> float:
     return elapsed
 
 
+def ansible_playbook(host: str, names: list[str]) -> tuple[float, str]:
+    """bench/ansible/playbook.yml on one host: time and output. Secrets reach ansible-playbook in a vars file
+    (mode 0600), never on its command line; each run has its own SSH control path directory, so it pays for
+    its own connection like every other tool here."""
+    pw = passwords(["hearthminds", *names])
+    schema = {}
+    for bundle in ("hm", "pp"):
+        schema[f"schema_{bundle}_file"] = str(WORK / f"{bundle}.sql")
+        (WORK / f"{bundle}.sql").write_text(bundle_text(bundle))
+    extra = WORK / "ansible-vars.yml"
+    with os.fdopen(os.open(extra, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        yaml.safe_dump({"ais": names, "passwords": {n: pw[n] for n in ["hearthminds", *names]}, **schema}, f)
+    inv = WORK / "ansible-hosts.yml"
+    lab_hosts = {}
+    for h in api.inventory([host])["hosts"]:
+        lab_hosts[h["name"]] = {
+            "ansible_host": h["host"],
+            "ansible_user": h["user"],
+            "ansible_ssh_private_key_file": h["key"],
+            "ansible_ssh_common_args": "-o IdentitiesOnly=yes -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
+        }
+    inv.write_text(yaml.safe_dump({"all": {"hosts": lab_hosts}}))
+    control = tempfile.mkdtemp(prefix="cp-", dir=WORK)
+    environ = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg"),
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": control,
+        "ANSIBLE_HOST_KEY_CHECKING": "False",
+        "ANSIBLE_NOCOLOR": "1",
+    }
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [ANSIBLE_PLAYBOOK, "-i", str(inv), "-e", f"@{extra}", str(ANSIBLE_DIR / "playbook.yml")],
+        cwd=ANSIBLE_DIR,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"ansible-playbook failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return elapsed, proc.stdout
+
+
+def ansible(host: str, names: list[str]) -> float:
+    return ansible_playbook(host, names)[0]
+
+
+def ansible_changes(output: str) -> int:
+    """The changed= count of PLAY RECAP."""
+    return sum(int(n) for n in re.findall(r"\bchanged=(\d+)", output.split("PLAY RECAP", 1)[-1]))
+
+
 def hearthdb(hosts: list[str], names: list[str], *args: str, config: dict | None = None) -> float:
     passwords(["hearthminds", *names])
     elapsed, _ = pyinfra(hosts, {"ai_names": names, **(config or {})}, *(args or ("-y",)))
@@ -139,18 +204,20 @@ def bars(ax: Any, labels: list[str], values: list[float], ylabel: str, title: st
 
 def bench_converge() -> dict[str, Any]:
     """Fresh converge of one plain Debian 13 host (apt through the warm proxy) with 10 AIs."""
-    api.up(1)
+    up()
     names, out = ais(10), {}
     for tool, run in (
-        ("floor", lambda: floor("hdb1", names)),
-        ("hearthdb", lambda: hearthdb(["hdb1"], names)),
-        ("pyinfra built-ins", lambda: builtins("hdb1", names)),
+        ("floor", lambda: floor(HOST, names)),
+        ("hearthdb", lambda: hearthdb([HOST], names)),
+        ("pyinfra built-ins", lambda: builtins(HOST, names)),
+        ("ansible", lambda: ansible(HOST, names)),
     ):
-        api.reset("hdb1", layer=None)
+        api.reset(HOST, layer=None)
         out[tool] = round(run(), 2)
     out["ratio hearthdb/floor"] = round(out["hearthdb"] / out["floor"], 2)
     out["ratio built-ins/hearthdb"] = round(out["pyinfra built-ins"] / out["hearthdb"], 2)
-    tools = ["floor", "hearthdb", "pyinfra built-ins"]
+    out["ratio ansible/hearthdb"] = round(out["ansible"] / out["hearthdb"], 2)
+    tools = ["floor", "hearthdb", "pyinfra built-ins", "ansible"]
     save(
         "converge",
         out,
@@ -161,28 +228,32 @@ def bench_converge() -> dict[str, Any]:
 
 def bench_noop() -> dict[str, Any]:
     """No-op rerun and --dry on a converged host, 2/20/200 AIs; and whether each tool changes anything."""
-    api.up(1)
+    up()
     out: dict[str, Any] = {}
     for n in (2, 20, 200):
         names = ais(n)
-        api.reset("hdb1", layer="postgresql")
-        hearthdb(["hdb1"], names)
+        api.reset(HOST, layer="postgresql")
+        hearthdb([HOST], names)
         row = {
-            "hearthdb rerun": round(hearthdb(["hdb1"], names), 2),
-            "hearthdb --dry": round(hearthdb(["hdb1"], names, "--dry"), 2),
-            "floor rerun": round(floor("hdb1", names), 2),
+            "hearthdb rerun": round(hearthdb([HOST], names), 2),
+            "hearthdb --dry": round(hearthdb([HOST], names, "--dry"), 2),
+            "floor rerun": round(floor(HOST, names), 2),
         }
-        _, err = pyinfra(["hdb1"], {"ai_names": names}, "-y")
+        _, err = pyinfra([HOST], {"ai_names": names}, "-y")
         total = re.search(r"Grand total\s+(\d+)\s+(\S+)", err)
         row["hearthdb changes on rerun"] = bool(total and total.group(2) != "-")
-        builtins("hdb1", names)
-        row["built-ins rerun"] = round(builtins("hdb1", names), 2)
+        builtins(HOST, names)
+        row["built-ins rerun"] = round(builtins(HOST, names), 2)
+        ansible(HOST, names)
+        seconds, output = ansible_playbook(HOST, names)
+        row["ansible rerun"] = round(seconds, 2)
+        row["ansible changes on rerun"] = ansible_changes(output)
         out[str(n)] = row
     out["hearthdb 200/2"] = round(out["200"]["hearthdb rerun"] / out["2"]["hearthdb rerun"], 2)
 
     def plot(ax: Any) -> None:
         xs = [2, 20, 200]
-        for key in ("hearthdb rerun", "hearthdb --dry", "floor rerun", "built-ins rerun"):
+        for key in ("hearthdb rerun", "hearthdb --dry", "floor rerun", "built-ins rerun", "ansible rerun"):
             ax.plot(xs, [out[str(x)][key] for x in xs], marker="o", label=key)
         ax.set_xscale("log")
         ax.set_xlabel("AIs")
@@ -258,19 +329,19 @@ FROM res;
 
 def bench_vector(rows: int = 50000, dim: int = 768) -> dict[str, Any]:
     """HNSW build of `rows` clustered vectors: derived settings vs Debian's stock configuration."""
-    api.up(1)
+    up()
     out: dict[str, Any] = {"rows": rows, "dim": dim}
     for label, config in (("stock", {"sizing": {"enabled": False}}), ("derived", {})):
-        api.reset("hdb1", layer="postgresql")
-        hearthdb(["hdb1"], ["logos"], config=config)
-        psql_time("hdb1", "logos_db", VECTORS.format(rows=rows, dim=dim, centres=100))
+        api.reset(HOST, layer="postgresql")
+        hearthdb([HOST], ["logos"], config=config)
+        psql_time(HOST, "logos_db", VECTORS.format(rows=rows, dim=dim, centres=100))
         seconds, notices = psql_time(
-            "hdb1", "logos_db", "CREATE INDEX ON items USING hnsw (embedding vector_cosine_ops);"
+            HOST, "logos_db", "CREATE INDEX ON items USING hnsw (embedding vector_cosine_ops);"
         )
         out[label] = {
             "build_s": round(seconds, 1),
             "graph_overflow_notice": "no longer fits into maintenance_work_mem" in notices,
-            **queries("hdb1", "logos_db", "items"),
+            **queries(HOST, "logos_db", "items"),
         }
     out["build speed-up"] = round(out["stock"]["build_s"] / out["derived"]["build_s"], 2)
     save(
@@ -289,9 +360,9 @@ def bench_vector(rows: int = 50000, dim: int = 768) -> dict[str, Any]:
 
 def bench_memory(rows: int = 100000, dim: int = 384, samples: int = 300) -> dict[str, Any]:
     """The pp schema: durable single-row creates, reads by id, top-10 similarity search (p95)."""
-    api.up(1)
-    api.reset("hdb1", layer="postgresql")
-    hearthdb(["hdb1"], ["logos"], config={"schema": {"embedding_dim": dim}})
+    up()
+    api.reset(HOST, layer="postgresql")
+    hearthdb([HOST], ["logos"], config={"schema": {"embedding_dim": dim}})
     fill = f"""
 SELECT setseed(0.17);
 CREATE TEMP TABLE centres AS SELECT c, array_agg(random() * 2 - 1) AS v
@@ -302,7 +373,7 @@ SELECT 'memory ' || i, ARRAY['t' || (i % 13)], (SELECT array_agg(x + (random() -
 FROM generate_series(1, {rows}) i JOIN centres ON c = 1 + i % 200;
 ANALYZE memory_shards;
 """
-    psql_time("hdb1", "logos_db", fill)
+    psql_time(HOST, "logos_db", fill)
     timing = f"""
 SET synchronous_commit = on;
 CREATE TEMP TABLE t (op text, ms float8);
@@ -324,16 +395,16 @@ END $$;
 SELECT json_object_agg(op, p95) FROM (SELECT op, percentile_cont(0.95) WITHIN GROUP (ORDER BY ms) p95
   FROM t GROUP BY op) s;
 """
-    _, body = psql_time("hdb1", "logos_db", "SET hnsw.ef_search = 100;\n" + timing)
+    _, body = psql_time(HOST, "logos_db", "SET hnsw.ef_search = 100;\n" + timing)
     p95 = json.loads(body.strip().splitlines()[-1])
     # creates: one durable transaction each (synchronous_commit on), timed by psql around each
     script = "\n".join(
         f"INSERT INTO memory_shards (content, embedding) SELECT 'new {i}', embedding FROM memory_shards LIMIT 1;"
         for i in range(samples)
     )
-    _, timed = psql_time("hdb1", "logos_db", "\\timing on\n" + script)
+    _, timed = psql_time(HOST, "logos_db", "\\timing on\n" + script)
     ms = sorted(float(line.split()[1]) for line in timed.splitlines() if line.startswith("Time:"))
-    recall = queries("hdb1", "logos_db", "memory_shards")
+    recall = queries(HOST, "logos_db", "memory_shards")
     out = {
         "rows": rows,
         "dim": dim,
