@@ -74,6 +74,8 @@ if [ -n "$err" ]; then
   exit 1
 fi
 rm -f "$f.hearthdb-prev"
+# a stopped cluster reads the file when it starts
+pg_lsclusters -h {v} {c} | grep -q online || exit 0
 before=$({psql} 'SELECT pg_conf_load_time()')
 {psql} 'SELECT pg_reload_conf()' >/dev/null
 i=0

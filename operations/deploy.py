@@ -88,6 +88,7 @@ def converge(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
         kind="settings",
         **where,
     )
+    server.running(name=f"cluster {c.version}/{c.name} running", version=c.version, cluster_name=c.name)
     conffiles.config_file(name="pg_hba", path=f"{etc}/pg_hba.conf", content=hba_content(cfg), kind="hba", **where)
     roles = desired_roles(cfg, passwords)
     objects.roles(name="roles", desired=roles, **where)

@@ -41,8 +41,9 @@ def packages(names: list[str]):
 @operation()
 def cluster(version: int, cluster_name: str, port: int, locale: str, encoding: str, data_checksums: bool):
     """
-    Ensure a Debian postgresql-common cluster exists and runs. An existing cluster is never
-    re-initialised: a differing fixed property (port aside) stops the run with an error.
+    Ensure a Debian postgresql-common cluster exists (created stopped, so that its settings are in
+    place before its first start: `running` starts it). An existing cluster is never re-initialised:
+    a differing fixed property (port aside) stops the run with an error.
 
     + version: PostgreSQL major version
     + cluster_name: cluster name
@@ -65,7 +66,7 @@ def cluster(version: int, cluster_name: str, port: int, locale: str, encoding: s
         forget_visit()
         yield StringCommand(
             f"pg_createcluster --port {int(port)} --locale {shlex.quote(locale)} "
-            f"--encoding {shlex.quote(encoding)} --start {int(version)} {shlex.quote(name)}{checksums}"
+            f"--encoding {shlex.quote(encoding)} {int(version)} {shlex.quote(name)}{checksums}"
         )
         return
     if have["port"] != port:
@@ -74,8 +75,7 @@ def cluster(version: int, cluster_name: str, port: int, locale: str, encoding: s
             "change cluster.port or move the cluster by hand"
         )
     if not have["online"]:
-        forget_visit()
-        yield f"pg_ctlcluster {int(version)} {shlex.quote(name)} start"
+        host.noop(f"cluster {key} exists (stopped; checked once it runs)")
         return
     server = pg_state(version, name, port).get("server") or {}
     problems = []
@@ -90,3 +90,19 @@ def cluster(version: int, cluster_name: str, port: int, locale: str, encoding: s
             f"cluster {key}: " + "; ".join(problems) + " (fixed at initdb; hearthdb never re-initialises a cluster)"
         )
     host.noop(f"cluster {key} is running")
+
+
+@operation()
+def running(version: int, cluster_name: str):
+    """
+    Start the cluster unless it runs.
+
+    + version: PostgreSQL major version
+    + cluster_name: cluster name
+    """
+    have = host.get_fact(PgClusters).get(f"{version}/{cluster_name}")
+    if have and have["online"]:
+        host.noop(f"cluster {version}/{cluster_name} is running")
+        return
+    forget_visit()
+    yield f"pg_ctlcluster {int(version)} {shlex.quote(cluster_name)} start"

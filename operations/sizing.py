@@ -1,6 +1,6 @@
 """Settings derived from the host's resources, in the manner of pgtune, plus what pgvector needs: a
 maintenance_work_mem large enough for HNSW graphs (and within /dev/shm, which parallel index builds
-use), and parallel maintenance workers. Declared `settings` override every derived value."""
+use), parallel maintenance workers, and query-time recall defaults (hnsw.ef_search, ivfflat.probes). Declared `settings` override every derived value."""
 
 from __future__ import annotations
 
@@ -55,4 +55,8 @@ def derive(res: Resources, max_connections: int = 100) -> dict[str, str | int | 
         "checkpoint_completion_target": 0.9,
         "random_page_cost": 1.1 if ssd else 4.0,
         "effective_io_concurrency": 200 if ssd else 2,
+        # pgvector's query-time defaults favour speed over recall (ef_search 40 finds ~0.94 of the true
+        # top 10 on clustered 768-d data, 100 finds ~0.97); sessions may still SET their own
+        "hnsw.ef_search": 100,
+        "ivfflat.probes": 10,
     }

@@ -54,14 +54,19 @@ def test_packages_noop_when_all_installed() -> None:
 def test_cluster_created_with_declared_fixed_properties() -> None:
     cmds, _ = run_op(server.cluster, {PgClusters: {}}, **CLUSTER_ARGS)
     assert [str(c) for c in cmds] == [
-        "pg_createcluster --port 5432 --locale C.UTF-8 --encoding UTF8 --start 17 main -- --data-checksums"
+        "pg_createcluster --port 5432 --locale C.UTF-8 --encoding UTF8 17 main -- --data-checksums"
     ]
 
 
-def test_stopped_cluster_is_started() -> None:
-    facts = {PgClusters: {"17/main": {**ONLINE["17/main"], "online": False}}}
-    cmds, _ = run_op(server.cluster, facts, **CLUSTER_ARGS)
-    assert cmds == ["pg_ctlcluster 17 main start"]
+def test_stopped_or_new_cluster_is_started_after_its_settings() -> None:
+    stopped = {PgClusters: {"17/main": {**ONLINE["17/main"], "online": False}}}
+    cmds, _ = run_op(server.cluster, stopped, **CLUSTER_ARGS)
+    assert cmds == []  # the cluster operation never starts it: `running` does, once settings are written
+    for facts in (stopped, {PgClusters: {}}):
+        cmds, _ = run_op(server.running, facts, version=17, cluster_name="main")
+        assert cmds == ["pg_ctlcluster 17 main start"]
+    cmds, host = run_op(server.running, {PgClusters: ONLINE}, version=17, cluster_name="main")
+    assert cmds == [] and host.noops == ["cluster 17/main is running"]
 
 
 def test_running_cluster_is_a_noop() -> None:
