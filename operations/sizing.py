@@ -1,6 +1,7 @@
 """Settings derived from the host's resources, in the manner of pgtune, plus what pgvector needs: a
 maintenance_work_mem large enough for HNSW graphs (and within /dev/shm, which parallel index builds
-use), parallel maintenance workers, and query-time recall defaults (hnsw.ef_search, ivfflat.probes). Declared `settings` override every derived value."""
+use), parallel maintenance workers, and query-time recall defaults (hnsw.ef_search, ivfflat.probes).
+Declared `settings` override every derived value."""
 
 from __future__ import annotations
 

@@ -140,21 +140,22 @@ _CHAIN_AWK = (
 )
 
 
-def login_script(port: int, pairs: list[tuple[str, str, bool]]) -> str:
+def login_script(port: int, pairs: list[tuple[str, str, bool]], chain: bool = True) -> str:
     r"""Tries each (role, database) over the local socket with the passfile on stdin and prints
     `role db ok` or `role db fail <message>` per pair. Only names are on the command line.
 
     A psql process start costs more than the login itself, so the logins that should succeed run
     as one psql `\connect` chain; each that should be refused gets its own psql (a failed
-    `\connect` ends a script), all at once beside the chain."""
+    `\connect` ends a script), all at once beside the chain. The pairs a failed chain left untried
+    are asked again with `chain=False` (every pair its own psql)."""
     for role, db, _ in pairs:
         if not (NAME_RE.match(role) and NAME_RE.match(db)):
             raise ValueError(f"login probe: unexpected name {role!r}@{db!r}")
     conn = f"host=/var/run/postgresql port={int(port)} connect_timeout=5"
-    chain = ["\\set ON_ERROR_STOP 0"]
+    script = ["\\set ON_ERROR_STOP 0"]
     for r, d, allowed in pairs:
-        if allowed:
-            chain += [
+        if allowed and chain:
+            script += [
                 f"\\warn hearthdb-probe {r} {d}",
                 f"\\connect '{conn} dbname={d} user={r}'",
                 "\\unset hearthdb_ok",
@@ -163,17 +164,23 @@ def login_script(port: int, pairs: list[tuple[str, str, bool]]) -> str:
                 "\\warn hearthdb-result ok",
                 "\\endif",
             ]
-    refused = " ".join(shlex.quote(f"{r}:{d}") for r, d, allowed in pairs if not allowed)
+    single = " ".join(shlex.quote(f"{r}:{d}") for r, d, allowed in pairs if not (allowed and chain))
     return (
         't=$(mktemp); trap \'rm -f "$t" "$t.chain"\' EXIT; chmod 600 "$t"; cat > "$t"; export PGPASSFILE="$t"; '
-        f"for p in {refused}; do r=${{p%%:*}}; d=${{p#*:}}; "
+        f"for p in {single}; do r=${{p%%:*}}; d=${{p#*:}}; "
         f'{{ if out=$(psql -X -A -t -w -c "SELECT 1" "{conn} dbname=$d user=$r" 2>&1); '
         'then echo "$r $d ok"; else echo "$r $d fail $(echo "$out" | tr "\\n" " ")"; fi; } & done; '
         f"psql -X -A -t -q -p {int(port)} -d postgres > \"$t.chain\" 2>&1 <<'HEARTHDB_PROBES'\n"
-        + "\n".join(chain)
+        + "\n".join(script)
         + "\nHEARTHDB_PROBES\n"
         f'wait; awk {shlex.quote(_CHAIN_AWK)} "$t.chain"'
     )
+
+
+def untried(pairs: list[tuple[str, str, bool]], output: list[str]) -> list[tuple[str, str, bool]]:
+    """The pairs `output` (of login_script) has no answer for."""
+    answered = {tuple(line.split(" ", 2)[:2]) for line in output if len(line.split(" ", 2)) >= 3}
+    return [p for p in pairs if (p[0], p[1]) not in answered]
 
 
 def login_checks(pairs: list[tuple[str, str, bool]], output: list[str]) -> list[Check]:

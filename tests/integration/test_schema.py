@@ -251,6 +251,38 @@ def test_broken_state_is_recorded_false_and_exits_non_zero(run: Callable[..., Ru
     assert run("-y", entry="validate.py").code == 0
 
 
+def test_a_broken_login_is_reported_and_the_other_logins_still_tried(
+    run: Callable[..., Run], host: dict[str, Any]
+) -> None:
+    name = host["name"]
+    # logos's first probe fails; the probes after it are asked again one by one
+    ssh(name, "sudo -u postgres psql -X -q -c \"SET log_statement = 'none'; ALTER ROLE logos PASSWORD 'not-declared'\"")
+    # and a refusal that no longer holds
+    ssh(name, "sudo -u postgres psql -X -q -c 'GRANT CONNECT ON DATABASE aletheia_db TO logos'")
+    result = run("-y", entry="validate.py", check=False)
+    assert result.code != 0
+    assert re.search(r"FAIL login:logos@logos_db: .*password authentication failed", result.stderr)
+    run_id = result.stderr.split("validation run ", 1)[1].split(":", 1)[0]
+    rows = dict(
+        psql_json(
+            name,
+            "SELECT json_agg(json_build_array(check_name, passed)) FROM validation_results "
+            f"WHERE run_id = '{run_id}' AND check_name ~ '^(login|refused):'",
+            database="hearthminds_db",
+        )
+    )
+    assert rows == {
+        "login:logos@logos_db": False,
+        "login:logos@hearthminds_db": False,
+        "refused:logos@aletheia_db": False,
+        "login:aletheia@aletheia_db": True,
+        "login:aletheia@hearthminds_db": True,
+        "refused:aletheia@logos_db": True,
+    }
+    run("-y")  # the deploy puts the declared password and the database's grants back
+    assert run("-y", entry="validate.py").code == 0
+
+
 def test_nuclear_reset_refused_without_confirmation(run: Callable[..., Run], host: dict[str, Any]) -> None:
     for confirm in ([], ["--data", "confirm=hdb9"]):
         result = run("-y", *confirm, entry="reset.py", check=False)

@@ -6,7 +6,16 @@ from pyinfra.api import HiddenValue
 
 from operations.config import parse_config
 from operations.desired import RoleSpec, desired_databases, desired_roles
-from operations.validation import LOGIN_PROBES, Check, login_checks, login_pairs, state_checks, summary
+from operations.validation import (
+    LOGIN_PROBES,
+    Check,
+    login_checks,
+    login_pairs,
+    login_script,
+    state_checks,
+    summary,
+    untried,
+)
 
 
 def test_login_pairs_own_shared_and_refused_next() -> None:
@@ -56,4 +65,20 @@ def test_login_results_and_summary() -> None:
         "ok   login            1/1",
         "FAIL refused          0/1",
         "FAIL refused:logos@aletheia_db: connected",
+    ]
+
+
+def test_a_failed_login_leaves_the_rest_of_the_chain_to_be_asked_one_by_one() -> None:
+    pairs = [("logos", "logos_db", True), ("logos", "hearthminds_db", True), ("aletheia", "aletheia_db", True)]
+    # the chain stopped at its second login (psql ends a script at a failed \connect)
+    output = ["logos logos_db ok", "logos hearthminds_db fail FATAL:  password authentication failed"]
+    rest = untried(pairs, output)
+    assert rest == [("aletheia", "aletheia_db", True)]
+    script = login_script(5432, rest, chain=False)
+    assert "\\connect" not in script and "aletheia:aletheia_db" in script
+    checks = login_checks(pairs, [*output, "aletheia aletheia_db ok"])
+    assert [(c.name, c.passed) for c in checks] == [
+        ("login:logos@logos_db", True),
+        ("login:logos@hearthminds_db", False),
+        ("login:aletheia@aletheia_db", True),
     ]
