@@ -8,7 +8,7 @@ import hashlib
 import re
 import shlex
 
-from pyinfra import host
+from pyinfra import host, state
 from pyinfra.api import FactBase, StringCommand, operation
 
 from .facts import forget_visit
@@ -43,6 +43,25 @@ class FileDigests(FactBase):
             digest, _, path = line.partition(" ")
             out[path.strip().lstrip("*")] = None if digest == "-" else digest
         return out
+
+
+# One reading of the digests of every file the deploy manages, shared by its file operations per host
+# and stage until one of them writes.
+_digests: dict[tuple[str, int, tuple[str, ...]], dict[str, str | None]] = {}
+
+
+def digest_of(path: str, managed: list[str] | None) -> str | None:
+    """The sha256 of `path` on the host, read together with the other `managed` paths."""
+    paths = tuple(managed or [path])
+    key = (host.name, int(state.current_stage), paths)
+    if key not in _digests:
+        _digests[key] = host.get_fact(FileDigests, paths=list(paths))
+    return _digests[key].get(path)
+
+
+def forget_digests() -> None:
+    for key in [k for k in _digests if k[0] == host.name]:
+        del _digests[key]
 
 
 def install_script(path: str, kind: str, version: int, cluster: str, port: int) -> str:
@@ -88,7 +107,9 @@ fi"""
 
 
 @operation()
-def config_file(path: str, content: str, kind: str, version: int, cluster: str, port: int):
+def config_file(
+    path: str, content: str, kind: str, version: int, cluster: str, port: int, managed: list[str] | None = None
+):
     """
     Install a PostgreSQL configuration file the server validates first.
 
@@ -96,37 +117,50 @@ def config_file(path: str, content: str, kind: str, version: int, cluster: str, 
     + content: the rendered file
     + kind: "settings" or "hba" (which server view validates it)
     + version, cluster, port: the running cluster that checks, reloads or restarts
+    + managed: all the files the deploy manages (their digests are read in one command)
     """
     digest = hashlib.sha256(content.encode()).hexdigest()
-    if host.get_fact(FileDigests, paths=[path]).get(path) == digest:
+    if digest_of(path, managed) == digest:
         host.noop(f"{path} is as declared")
         return
     show_plan(f"{kind}: write {path}", content.rstrip("\n").splitlines())
     forget_visit()  # a reload or restart changes what the server reports
+    forget_digests()
     yield StringCommand(install_script(path, kind, version, cluster, port), _stdin=content)
 
 
 @operation()
-def installed_file(path: str, content: str, owner: str = "postgres", mode: str = "600"):
+def installed_file(
+    path: str,
+    content: str,
+    owner: str = "postgres",
+    mode: str = "600",
+    secret: bool = True,
+    managed: list[str] | None = None,
+):
     """
-    Install a file whose content may be secret (a TLS key): sent on stdin, never shown in any output
-    (not even with `--diff`), written only when its digest differs.
+    Install a file (and its directory), sent on stdin, written only when its digest differs. A
+    secret file (a TLS key) is never shown in any output, not even with `--diff`.
 
     + path: where on the host
     + content: the file's text
     + owner: owning user (and group)
     + mode: octal file mode
+    + secret: whether `--dry` may show the content
+    + managed: all the files the deploy manages (their digests are read in one command)
     """
     digest = hashlib.sha256(content.encode()).hexdigest()
-    if host.get_fact(FileDigests, paths=[path]).get(path) == digest:
+    if digest_of(path, managed) == digest:
         host.noop(f"{path} is as declared")
         return
     if not re.fullmatch(r"[0-7]{3,4}", mode) or not re.fullmatch(r"[a-z_][a-z0-9_-]*", owner):
         raise ValueError(f"installed_file: bad mode {mode!r} or owner {owner!r}")
-    show_plan(f"write {path}", [f"({len(content)} bytes, mode {mode}, owner {owner}; content not shown)"])
-    p = shlex.quote(path)
+    shown = [f"({len(content)} bytes, mode {mode}, owner {owner}; content not shown)"]
+    show_plan(f"write {path}", shown if secret else content.rstrip("\n").splitlines())
+    forget_digests()
+    p, d = shlex.quote(path), shlex.quote(path.rsplit("/", 1)[0] or "/")
     yield StringCommand(
-        f"set -eu; umask 077; cat > {p}.hearthdb-new; chown {owner}:{owner} {p}.hearthdb-new; "
-        f"chmod {mode} {p}.hearthdb-new; mv {p}.hearthdb-new {p}",
+        f"set -eu; (umask 022; mkdir -p {d}); umask 077; cat > {p}.hearthdb-new; "
+        f"chown {owner}:{owner} {p}.hearthdb-new; chmod {mode} {p}.hearthdb-new; mv {p}.hearthdb-new {p}",
         _stdin=content,
     )

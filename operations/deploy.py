@@ -8,7 +8,6 @@ import socket
 
 from pyinfra import host
 from pyinfra.api import HiddenValue, deploy
-from pyinfra.operations import files
 
 from . import conffiles, hooks, objects, reset, server
 from .catalog import packages_for
@@ -54,14 +53,24 @@ def converge(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
     etc = f"/etc/postgresql/{c.version}/{c.name}"
     dbs = desired_databases(cfg)
     where = {"version": c.version, "cluster": c.name, "port": c.port}
+    tls = [f"{etc}/hearthdb-server.crt", f"{etc}/hearthdb-server.key"] if cfg.tls.enabled else []
+    # every file the deploy writes: their digests are read in one command
+    managed = [
+        "/etc/postgresql-common/createcluster.d/50-hearthdb.conf",
+        *tls,
+        f"{etc}/conf.d/50-hearthdb.conf",
+        f"{etc}/pg_hba.conf",
+    ]
 
     hooks.take_lock(name="deploy lock")
-    files.directory(name="postgresql-common createcluster.d", path="/etc/postgresql-common/createcluster.d")
-    files.template(
+    conffiles.installed_file(
         name="no automatic cluster on package install",
-        src=str(TEMPLATES / "createcluster.conf.j2"),
-        dest="/etc/postgresql-common/createcluster.d/50-hearthdb.conf",
+        path=managed[0],
+        content=(TEMPLATES / "createcluster.conf.j2").read_text(),
+        owner="root",
         mode="644",
+        secret=False,
+        managed=managed,
     )
     server.packages(name="PostgreSQL packages", names=package_names(cfg, dbs))
     server.cluster(
@@ -78,18 +87,21 @@ def converge(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
         names += [a for a in c.listen_addresses if a not in ("*", "localhost", "::", "0.0.0.0")]
         crt, key = server_files(cfg.tls, host.name, names)
         conffiles.installed_file(
-            name="TLS certificate", path=f"{etc}/hearthdb-server.crt", content=crt.decode(), mode="644"
+            name="TLS certificate", path=tls[0], content=crt.decode(), mode="644", secret=False, managed=managed
         )
-        conffiles.installed_file(name="TLS key", path=f"{etc}/hearthdb-server.key", content=key.decode(), mode="600")
+        conffiles.installed_file(name="TLS key", path=tls[1], content=key.decode(), mode="600", managed=managed)
     conffiles.config_file(
         name="settings",
         path=f"{etc}/conf.d/50-hearthdb.conf",
         content=settings_content(cfg, dbs, derived_settings(cfg)),
         kind="settings",
+        managed=managed,
         **where,
     )
     server.running(name=f"cluster {c.version}/{c.name} running", version=c.version, cluster_name=c.name)
-    conffiles.config_file(name="pg_hba", path=f"{etc}/pg_hba.conf", content=hba_content(cfg), kind="hba", **where)
+    conffiles.config_file(
+        name="pg_hba", path=f"{etc}/pg_hba.conf", content=hba_content(cfg), kind="hba", managed=managed, **where
+    )
     roles = desired_roles(cfg, passwords)
     objects.roles(name="roles", desired=roles, **where)
     objects.databases(name="databases", desired=dbs, allow_drop=cfg.allow_drop, **where)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
-from operations import objects, server
+from operations import conffiles, objects, server
+from operations.conffiles import FileDigests
 from operations.desired import DatabaseSpec, RoleSpec
 from operations.errors import ClusterMismatch
 from operations.facts import DebPackageStatus, PgClusters, PgState
 from operations.psql import SqlCommand
 
-from .fakehost import run_op
+from .fakehost import FakeHost, run_op, using
 
 WHERE = {"version": 17, "cluster": "main", "port": 5432}
 ONLINE = {
@@ -114,3 +117,19 @@ def test_converged_databases_and_extensions_are_noops() -> None:
         cmds, host = run_op(op, state, desired={"logos_db": spec}, **WHERE)
         assert cmds == []
         assert host.noops and host.noops[0].startswith("1 ")
+
+
+def test_managed_files_share_one_digest_reading_and_only_the_differing_one_is_written() -> None:
+    managed = ["/etc/x/a.conf", "/etc/y/b.conf"]
+    content = "create_main_cluster = false\n"
+    host = FakeHost({FileDigests: {managed[0]: hashlib.sha256(content.encode()).hexdigest(), managed[1]: None}})
+    with using(host):
+        assert list(conffiles.installed_file._inner(path=managed[0], content=content, managed=managed)) == []
+        cmds = list(
+            conffiles.installed_file._inner(
+                path=managed[1], content=content, owner="root", mode="644", secret=False, managed=managed
+            )
+        )
+    assert [name for name, _ in host.fact_calls] == ["FileDigests"]
+    assert len(cmds) == 1 and "mkdir -p /etc/y" in str(cmds[0])
+    assert cmds[0].connector_arguments["_stdin"] == content
