@@ -9,7 +9,7 @@ from typing import Any
 from pyinfra import host, state
 from pyinfra.api import FactBase
 
-from .queries import PER_DATABASE_SCRIPT, SERVER_QUERY
+from .queries import FINGERPRINT_QUERY, PER_DATABASE_SCRIPT, SERVER_QUERY
 
 
 class DebPackageStatus(FactBase):
@@ -101,23 +101,43 @@ class PgState(FactBase):
         )
         if not extensions:
             return f"{guard}{psql} -c {shlex.quote(SERVER_QUERY)}; fi"
-        # The server query first; then a generated script (`\connect` and the per-database query for
-        # every database) split into up to VISIT_PARALLEL parts run side by side: a reconnect costs
-        # a backend start (~6 ms), which is what a visit of many databases spends its time on.
-        # One SSH round trip, one sudo.
+        # The server query; then the fingerprint of every database, compared (awk) with the one the
+        # last visit recorded in `memo`: unchanged databases answer from there, the others are visited,
+        # `\connect` and the per-database query each, split into up to VISIT_PARALLEL psql processes
+        # run side by side (a reconnect costs a backend start, ~6 ms). One SSH round trip, one sudo.
+        memo = f"/var/lib/postgresql/.hearthdb-visit-{int(version)}-{shlex.quote(cluster)}"
         gen = (
             f"SELECT format($hdbd${PER_DATABASE_SCRIPT}$hdbd$, quote_ident(datname)) "
-            "FROM pg_database WHERE datallowconn ORDER BY datname"
+            "FROM pg_database WHERE datallowconn AND oid = ANY(string_to_array(:'stale', ',')::oid[]) ORDER BY datname"
+        )
+        keep = (
+            "awk -F'\\t' -v d=\"$t\" 'NR == FNR { fp[$1] = $2; next } "
+            '($1 in fp) && fp[$1] != "" && fp[$1] == $2 { print $3 > (d "/kept"); print > (d "/memo"); '
+            'seen[$1] = 1 } END { for (o in fp) if (!(o in seen)) printf "%s,", o > (d "/stale") }\''
         )
         split = (
             f'awk -v n={VISIT_PARALLEL} -v per={VISIT_PER_PART} -v d="$t" '
             '\'/^\\\\connect /{k++; i=int((k-1)/per); if (i>=n) i=(k-1)%n} {print > (d "/" i ".sql")}\''
         )
+        record = (
+            "awk -F'\\t' 'NR == FNR { fp[$1] = $2; next } "
+            'match($0, /"oid" : [0-9]+/) { o = substr($0, RSTART + 8, RLENGTH - 8); '
+            'if (fp[o] != "") print o "\\t" fp[o] "\\t" $0 }\''
+        )
         return (
-            f"{guard}set -e; t=$(mktemp -d); trap 'rm -rf \"$t\"' EXIT; {psql} -c {shlex.quote(SERVER_QUERY)}; "
-            f"{psql} -c {shlex.quote(gen)} | {split}; pids=; "
-            f'for f in "$t"/*.sql; do {psql} -f "$f" > "$f.out" & pids="$pids $!"; done; '
-            'for p in $pids; do wait $p; done; cat "$t"/*.out; fi'
+            f"{guard}set -e; umask 077; t=$(mktemp -d); trap 'rm -rf \"$t\"' EXIT; m={memo}; "
+            f"{psql} -c {shlex.quote(SERVER_QUERY)}; "
+            f'{psql} -F "$(printf \'\\t\')" -c {shlex.quote(FINGERPRINT_QUERY)} > "$t/fp"; '
+            'touch "$t/kept" "$t/memo" "$t/stale"; src="$m"; [ -r "$src" ] || src=/dev/null; '
+            f'{keep} "$t/fp" "$src"; stale=$(sed \'s/,$//\' "$t/stale"); '
+            f'if [ -n "$stale" ]; then printf \'%s\\n\' {shlex.quote(gen)} | {psql} -v stale="$stale" | {split}; fi; '
+            'pids=; for f in "$t"/*.sql; do if [ -e "$f" ]; then '
+            f'{psql} -f "$f" > "$f.out" & pids="$pids $!"; fi; done; '
+            'for p in $pids; do wait $p; done; cat "$t/kept"; '
+            'for f in "$t"/*.out; do if [ -e "$f" ]; then cat "$f"; fi; done; '
+            f'{{ cat "$t/memo"; for f in "$t"/*.out; do if [ -e "$f" ]; then {record} "$t/fp" "$f"; fi; done; }} '
+            '> "$m.new"; '
+            'mv "$m.new" "$m"; fi'
         )
 
     def process(self, output: list[str]) -> dict[str, Any]:

@@ -48,6 +48,7 @@ SELECT json_build_object(
 # Per database, run after `\connect`: its installed extensions and their versions.
 DATABASE_QUERY = r"""
 SELECT json_build_object('db', current_database(),
+  'oid', (SELECT oid::bigint FROM pg_database WHERE datname = current_database()),
   'extensions', (SELECT json_object_agg(extname, extversion ORDER BY extname) FROM pg_extension),
   'public_create', (SELECT has_schema_privilege('public', oid, 'CREATE') FROM pg_namespace
                     WHERE nspname = 'public'))
@@ -56,9 +57,23 @@ SELECT json_build_object('db', current_database(),
 # Per database, only where the ledger table exists: the migrations applied there.
 LEDGER_QUERY = r"""
 SELECT json_build_object('db', current_database(),
+  'oid', (SELECT oid::bigint FROM pg_database WHERE datname = current_database()),
   'ledger', (SELECT coalesce(json_agg(json_build_object('bundle', bundle, 'version', version, 'name', name,
                                                          'sha256', sha256) ORDER BY bundle, version), '[]'::json)
              FROM hearthdb.schema_migrations))
+""".strip()
+
+# Per database that allows connections: its oid and a fingerprint of everything written in it since
+# the statistics began (rows inserted, updated, deleted: catalog rows included, so any DDL, extension
+# or grant changes it), with its name and the server's start. A database whose fingerprint equals the
+# one recorded at its last visit has not changed since: its recorded rows stand in for a reconnect.
+# Empty (never reused) when the server does not count rows.
+FINGERPRINT_QUERY = r"""
+SELECT d.oid, CASE WHEN current_setting('track_counts')::bool THEN concat_ws('|', d.datname,
+         extract(epoch FROM pg_postmaster_start_time()), s.tup_inserted, s.tup_updated, s.tup_deleted,
+         extract(epoch FROM s.stats_reset)) ELSE '' END
+FROM pg_database d LEFT JOIN pg_stat_database s ON s.datid = d.oid
+WHERE d.datallowconn ORDER BY d.oid
 """.strip()
 
 # The psql script run in every database (`%1$s` is the quoted database name, filled in by format()).

@@ -221,6 +221,23 @@ def test_isolation_matrix(host: dict[str, Any], deploy: Callable[..., Run]) -> N
         conn.execute("CREATE TABLE intruder (id int)")
 
 
+def test_drift_behind_the_visit_memo_is_seen(host: dict[str, Any], deploy: Callable[..., Run]) -> None:
+    """The visit answers unchanged databases from what it recorded last time; any write in a database
+    (DDL included) changes its fingerprint, so drift there is read afresh and corrected."""
+    name = host["name"]
+    deploy([name], BASE, "-y")
+    memo = ssh(name, "cut -f1 /var/lib/postgresql/.hearthdb-visit-17-main | sort -u | wc -l").stdout.strip()
+    assert int(memo) >= len(AIS) + 3  # every database, postgres and template1 included
+    ssh(name, "sudo -u postgres psql -X -q -d nous_db -c 'GRANT CREATE ON SCHEMA public TO PUBLIC'")
+    ssh(name, "sudo -u postgres psql -X -q -d sophia_db -c 'DROP EXTENSION pg_trgm'")
+    dry = deploy([name], BASE, "--dry")
+    assert re.search(r'\\connect "?nous_db"?\n\s*REVOKE CREATE ON SCHEMA public FROM PUBLIC', dry.stderr)
+    assert re.search(r'\\connect "?sophia_db"?\n\s*CREATE EXTENSION IF NOT EXISTS "?pg_trgm"?', dry.stderr)
+    deploy([name], BASE, "-y")
+    again = deploy([name], BASE, "-y", "--json")
+    assert changed_ops(again.json) == []
+
+
 def count_remote_commands(stderr: str) -> int:
     return sum(1 for line in stderr.splitlines() if ">>> " in line)
 
