@@ -165,20 +165,28 @@ PSQL_USER = {"_sudo": True, "_sudo_user": "postgres"}
 
 # Readings of the server shared by the operations of one host and stage (the visit of every database
 # costs one reconnect per database) until one of them changes something: `forget_visit()`.
-_visits: dict[tuple[str, int, bool], dict[str, Any]] = {}
+_visits: dict[tuple[str, int, str], dict[str, Any]] = {}
 
 
 def pg_state(version: int, cluster: str, port: int, extensions: bool = False) -> dict[str, Any]:
     """The PgState fact; `extensions=True` also visits every database (extensions, public schema
     rights, migration ledger). A reading is reused until `forget_visit()`; a visit serves both kinds."""
     key = (host.name, int(state.current_stage))
-    for kind in (True,) if extensions else (True, False):
+    for kind in ("visit",) if extensions else ("visit", "server"):
         if (*key, kind) in _visits:
             return _visits[(*key, kind)]
     reading = host.get_fact(PgState, version=version, cluster=cluster, port=port, extensions=extensions, **PSQL_USER)
     if reading:  # a stopped cluster reads as {}: ask again once it runs
-        _visits[(*key, extensions)] = reading
+        _visits[(*key, "visit" if extensions else "server")] = reading
     return reading
+
+
+def pg_clusters() -> dict[str, dict[str, Any]]:
+    """The PgClusters fact, reused like `pg_state` until `forget_visit()`."""
+    key = (host.name, int(state.current_stage), "clusters")
+    if key not in _visits:
+        _visits[key] = host.get_fact(PgClusters)
+    return _visits[key]
 
 
 def forget_visit() -> None:

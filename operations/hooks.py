@@ -15,7 +15,7 @@ from pyinfra import host, logger, state
 from pyinfra.api import StringCommand, operation
 
 from .desired import DatabaseSpec, RoleSpec
-from .facts import PSQL_USER, DebPackageStatus, PgClusters, pg_state
+from .facts import PSQL_USER, DebPackageStatus, pg_clusters, pg_state
 from .migrations import load_bundle
 from .objects import fail
 from .psql import SqlCommand
@@ -63,7 +63,7 @@ def validate(
         host.noop("validation runs after the deploy")
         return
     run_id = new_run_id()
-    online = bool((host.get_fact(PgClusters).get(f"{version}/{cluster}") or {}).get("online"))
+    online = bool((pg_clusters().get(f"{version}/{cluster}") or {}).get("online"))
     st = pg_state(version, cluster, port, extensions=True) if online else {}
     bundles = {b: load_bundle(b) for b in sorted({b for d in databases.values() for b in d.bundles})}
     checks = state_checks(

@@ -17,6 +17,7 @@ from .facts import forget_visit, pg_state
 from .migrations import load_bundle, plan_migrations
 from .plan import plan_databases, plan_extensions, plan_role_drops, plan_roles
 from .psql import SqlCommand, Stmt
+from .scram import prewarm
 
 
 def show_plan(what: str, lines: list[str]) -> None:
@@ -64,7 +65,9 @@ def roles(desired: dict[str, RoleSpec], version: int, cluster: str, port: int):
     if st is None:
         yield _stopped(version, cluster)
         return
-    yield from _apply("roles", port, plan_roles(desired, st.get("roles") or {}), len(desired))
+    have = st.get("roles") or {}
+    prewarm([(r.password.unmask(), (have.get(n) or {}).get("scram")) for n, r in desired.items() if r.password])
+    yield from _apply("roles", port, plan_roles(desired, have), len(desired))
 
 
 @operation()

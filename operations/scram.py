@@ -10,6 +10,7 @@ import base64
 import functools
 import hashlib
 import hmac
+import os
 import secrets
 
 ITERATIONS = 4096  # PostgreSQL's scram_iterations default
@@ -39,6 +40,22 @@ def matches(password: str, stored: dict | None) -> bool:
     if not stored:
         return False
     return _matches(password, stored["salt"], int(stored["iterations"]), stored["digest"])
+
+
+def prewarm(questions: list[tuple[str, dict | None]]) -> None:
+    """Answer many `matches` questions ahead, on real threads (PBKDF2 releases the GIL; pyinfra's
+    green threads would run them one by one): 200 roles cost 0.35 s on one core."""
+    todo = [(pw, st["salt"], int(st["iterations"]), st["digest"]) for pw, st in questions if st]
+    workers = min(os.cpu_count() or 1, 8, len(todo) // 8)
+    if workers < 2:
+        return
+    from gevent.threadpool import ThreadPool  # pyinfra's own dependency
+
+    pool = ThreadPool(workers)
+    try:
+        pool.map(lambda q: _matches(*q), todo)
+    finally:
+        pool.kill()
 
 
 @functools.lru_cache(maxsize=4096)

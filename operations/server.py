@@ -8,7 +8,7 @@ from pyinfra import host
 from pyinfra.api import StringCommand, operation
 
 from .errors import ClusterMismatch
-from .facts import DebPackageStatus, PgClusters, forget_visit, pg_state
+from .facts import DebPackageStatus, forget_visit, pg_clusters, pg_state
 
 APT_INSTALL = (
     "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "
@@ -60,7 +60,7 @@ def cluster(version: int, cluster_name: str, port: int, locale: str, encoding: s
     """
     name = cluster_name
     key = f"{version}/{name}"
-    have = host.get_fact(PgClusters).get(key)
+    have = pg_clusters().get(key)
     if have is None:
         checksums = " -- --data-checksums" if data_checksums else ""
         forget_visit()
@@ -100,7 +100,7 @@ def running(version: int, cluster_name: str):
     + version: PostgreSQL major version
     + cluster_name: cluster name
     """
-    have = host.get_fact(PgClusters).get(f"{version}/{cluster_name}")
+    have = pg_clusters().get(f"{version}/{cluster_name}")
     if have and have["online"]:
         host.noop(f"cluster {version}/{cluster_name} is running")
         return

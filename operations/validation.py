@@ -102,7 +102,7 @@ def state_checks(
 # AIs whose logins are tried end to end per run. Every AI's role, password verifier and database ACL is
 # checked from the catalog on every run; the real logins rotate with the run id so that all AIs are
 # covered over successive runs while a run's cost stays flat in the number of AIs.
-LOGIN_PROBES = 8
+LOGIN_PROBES = 4
 
 
 def login_pairs(
