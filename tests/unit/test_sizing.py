@@ -14,7 +14,7 @@ def test_a_24gb_two_core_ssd_host() -> None:
     assert s["max_parallel_maintenance_workers"] == 2
     assert s["max_parallel_workers_per_gather"] == 1
     assert s["random_page_cost"] == 1.1
-    assert s["hnsw.ef_search"] == 100 and s["ivfflat.probes"] == 10
+    assert s["hnsw.ef_search"] == 128 and s["ivfflat.probes"] == 10
     for name, value in s.items():
         check_setting(name, value)
 
