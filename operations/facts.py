@@ -135,9 +135,9 @@ class PgState(FactBase):
             f'{psql} -f "$f" > "$f.out" & pids="$pids $!"; fi; done; '
             'for p in $pids; do wait $p; done; cat "$t/kept"; '
             'for f in "$t"/*.out; do if [ -e "$f" ]; then cat "$f"; fi; done; '
-            f'{{ cat "$t/memo"; for f in "$t"/*.out; do if [ -e "$f" ]; then {record} "$t/fp" "$f"; fi; done; }} '
-            '> "$m.new"; '
-            'mv "$m.new" "$m"; fi'
+            # the memo is an optimisation: a host where it cannot be written is visited in full each time
+            f'if {{ cat "$t/memo"; for f in "$t"/*.out; do if [ -e "$f" ]; then {record} "$t/fp" "$f"; fi; done; }} '
+            '> "$m.new" 2>/dev/null; then mv -f "$m.new" "$m" 2>/dev/null || true; fi; fi'
         )
 
     def process(self, output: list[str]) -> dict[str, Any]:
