@@ -8,10 +8,10 @@ import hashlib
 import re
 import shlex
 
-from pyinfra import host, state
+from pyinfra import host
 from pyinfra.api import FactBase, StringCommand, operation
 
-from .facts import forget_visit
+from .facts import forget_visit, stage_reading
 from .objects import show_plan
 
 # How the server checks a file before it goes live. Settings: `postgres -C` parses the whole
@@ -45,23 +45,11 @@ class FileDigests(FactBase):
         return out
 
 
-# One reading of the digests of every file the deploy manages, shared by its file operations per host
-# and stage until one of them writes.
-_digests: dict[tuple[str, int, tuple[str, ...]], dict[str, str | None]] = {}
-
-
 def digest_of(path: str, managed: list[str] | None) -> str | None:
-    """The sha256 of `path` on the host, read together with the other `managed` paths."""
-    paths = tuple(managed or [path])
-    key = (host.name, int(state.current_stage), paths)
-    if key not in _digests:
-        _digests[key] = host.get_fact(FileDigests, paths=list(paths))
-    return _digests[key].get(path)
-
-
-def forget_digests() -> None:
-    for key in [k for k in _digests if k[0] == host.name]:
-        del _digests[key]
+    """The sha256 of `path` on the host, read together with the other `managed` paths (one command
+    for all of a deploy's files, shared by its file operations per host and stage)."""
+    paths = list(managed or [path])
+    return stage_reading(f"digests {paths}", lambda: host.get_fact(FileDigests, paths=paths)).get(path)
 
 
 def install_script(path: str, kind: str, version: int, cluster: str, port: int) -> str:
@@ -124,8 +112,7 @@ def config_file(
         host.noop(f"{path} is as declared")
         return
     show_plan(f"{kind}: write {path}", content.rstrip("\n").splitlines())
-    forget_visit()  # a reload or restart changes what the server reports
-    forget_digests()
+    forget_visit()  # the file, and what the server reports after a reload or restart
     yield StringCommand(install_script(path, kind, version, cluster, port), _stdin=content)
 
 
@@ -157,7 +144,7 @@ def installed_file(
         raise ValueError(f"installed_file: bad mode {mode!r} or owner {owner!r}")
     shown = [f"({len(content)} bytes, mode {mode}, owner {owner}; content not shown)"]
     show_plan(f"write {path}", shown if secret else content.rstrip("\n").splitlines())
-    forget_digests()
+    forget_visit()
     p, d = shlex.quote(path), shlex.quote(path.rsplit("/", 1)[0] or "/")
     yield StringCommand(
         f"set -eu; (umask 022; mkdir -p {d}); umask 077; cat > {p}.hearthdb-new; "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Callable
 from typing import Any
 
 from pyinfra import host, state
@@ -181,16 +182,21 @@ def pg_state(version: int, cluster: str, port: int, extensions: bool = False) ->
     return reading
 
 
-def pg_clusters() -> dict[str, dict[str, Any]]:
-    """The PgClusters fact, reused like `pg_state` until `forget_visit()`."""
-    key = (host.name, int(state.current_stage), "clusters")
+def stage_reading(kind: str, read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """`read()` once per host and stage, reused until `forget_visit()`."""
+    key = (host.name, int(state.current_stage), kind)
     if key not in _visits:
-        _visits[key] = host.get_fact(PgClusters)
+        _visits[key] = read()
     return _visits[key]
 
 
+def pg_clusters() -> dict[str, dict[str, Any]]:
+    """The PgClusters fact, reused like `pg_state`."""
+    return stage_reading("clusters", lambda: host.get_fact(PgClusters))
+
+
 def forget_visit() -> None:
-    """After any change on the host: an object, a file the server reads, a restart."""
+    """After any change on the host: an object, a file, a restart."""
     for key in [k for k in _visits if k[0] == host.name]:
         del _visits[key]
 

@@ -9,7 +9,7 @@ from typing import Any
 from pyinfra.api.state import StateStage
 from pyinfra.context import ctx_host, ctx_state
 
-from operations import conffiles, facts
+from operations import facts
 
 
 class FakeState:
@@ -38,7 +38,6 @@ class FakeHost:
 @contextmanager
 def using(host: FakeHost) -> Iterator[FakeHost]:
     facts._visits.clear()  # every fake host starts with no server or file readings
-    conffiles._digests.clear()
     with ctx_state.use(FakeState()), ctx_host.use(host):
         yield host
 
