@@ -13,10 +13,12 @@ HEARTHDB_BENCH_HOST (default hdb1) names the lab host that converge, noop, vecto
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -40,6 +42,7 @@ ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 ANSIBLE_DIR = ROOT / "bench" / "ansible"
 HOST = os.environ.get("HEARTHDB_BENCH_HOST", "hdb1")
 WORK = Path(tempfile.mkdtemp(prefix="hearthdb-bench-"))
+atexit.register(shutil.rmtree, WORK, ignore_errors=True)  # it holds the generated passwords
 SECRETS = WORK / "secrets.yml"
 
 
