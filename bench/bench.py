@@ -56,30 +56,13 @@ def up(n: int = 1) -> None:
 
 
 def ssh(name: str, command: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["ssh", "-F", str(api.ssh_config_path()), name, command],
-        input=stdin,
-        text=True,
-        capture_output=True,
-        check=True,
-        timeout=3600,
-    )
+    return api.ssh(name, command, stdin=stdin, timeout=3600)
 
 
 def pyinfra(
     hosts: list[str], config: dict[str, Any], *args: str, entry: str = "deploy.py", env: dict | None = None
 ) -> tuple[float, str]:
-    inv = WORK / "hosts.yml"
-    inv.write_text(yaml.safe_dump(api.inventory(hosts)))
-    cfg = WORK / "hearthdb.yml"
-    cfg.write_text(yaml.safe_dump(config))
-    environ = {
-        **os.environ,
-        "HEARTHDB_INVENTORY": str(inv),
-        "HEARTHDB_CONFIG": str(cfg),
-        "HEARTHDB_SECRETS": str(SECRETS),
-        **(env or {}),
-    }
+    environ = {**api.deploy_env(WORK, api.inventory(hosts), config, SECRETS), **(env or {})}
     start = time.perf_counter()
     proc = subprocess.run(
         [PYINFRA, "inventory.py", entry, *args], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=3600

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from . import base, config, layers, net, preflight, procs, proxy, state
 from . import hosts as hostmod
@@ -196,4 +200,32 @@ def inventory(names: list[str]) -> dict[str, Any]:
             {"name": n, "host": by_name[n]["address"], "user": "root", "key": by_name[n]["key"], "host_key": "ignore"}
             for n in names
         ]
+    }
+
+
+def ssh(
+    name: str, command: str, stdin: str | None = None, check: bool = True, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run `command` on a lab host over SSH (stdin empty unless given)."""
+    return subprocess.run(
+        ["ssh", "-F", str(ssh_config_path()), name, command],
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=timeout,
+    )
+
+
+def deploy_env(where: Path, inventory: dict[str, Any], config: dict[str, Any], secrets: Path) -> dict[str, str]:
+    """The environment of a hearthdb run (`pyinfra inventory.py deploy.py`) against `inventory` with
+    `config` as its hearthdb.yml, both written into the directory `where`."""
+    (where / "hosts.yml").write_text(yaml.safe_dump(inventory))
+    (where / "hearthdb.yml").write_text(yaml.safe_dump(config))
+    return {
+        **os.environ,
+        "HEARTHDB_INVENTORY": str(where / "hosts.yml"),
+        "HEARTHDB_CONFIG": str(where / "hearthdb.yml"),
+        "HEARTHDB_SECRETS": str(secrets),
     }

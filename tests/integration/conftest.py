@@ -57,14 +57,7 @@ def infra_host(name: str) -> Any:
 
 
 def ssh(name: str, command: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["ssh", "-F", str(api.ssh_config_path()), name, command],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=check,
-        timeout=300,
-    )
+    return api.ssh(name, command, stdin=stdin, check=check)
 
 
 def psql_json(name: str, query: str, database: str = "postgres", port: int = 5432) -> Any:
@@ -91,18 +84,8 @@ def deploy(tmp_path_factory: pytest.TempPathFactory, lab_hosts: list[dict[str, A
         env: dict | None = None,
         entry: str = "deploy.py",
     ) -> Run:
-        tmp_path = tmp_path_factory.mktemp("deploy")
-        inventory = tmp_path / "hosts.yml"
-        inventory.write_text(yaml.safe_dump(api.inventory(hosts)))
-        cfg = tmp_path / "hearthdb.yml"
-        cfg.write_text(yaml.safe_dump(config or {}))
-        env = {
-            **os.environ,
-            "HEARTHDB_INVENTORY": str(inventory),
-            "HEARTHDB_CONFIG": str(cfg),
-            "HEARTHDB_SECRETS": str(secrets_file),
-            **(env or {}),
-        }
+        where = tmp_path_factory.mktemp("deploy")
+        env = {**api.deploy_env(where, api.inventory(hosts), config or {}, secrets_file), **(env or {})}
         proc = subprocess.run(
             [PYINFRA, "inventory.py", entry, *args],
             cwd=ROOT,

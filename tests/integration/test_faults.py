@@ -8,6 +8,7 @@ import random
 import re
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -15,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from lab import api
 
@@ -57,18 +57,8 @@ def checksums(name: str) -> dict[str, str]:
 
 def start(deploy: Callable[..., Run], hosts: list[str], config: dict, env: dict | None = None) -> subprocess.Popen:
     """A deploy as a process of its own (so it can be killed), with the session's inventory and secrets."""
-    run_dir = Path(deploy.secrets_file).parent  # type: ignore[attr-defined]
-    inventory = run_dir / "fault-hosts.yml"
-    inventory.write_text(yaml.safe_dump(api.inventory(hosts)))
-    cfg = run_dir / "fault-config.yml"
-    cfg.write_text(yaml.safe_dump(config))
-    environ = {
-        **os.environ,
-        "HEARTHDB_INVENTORY": str(inventory),
-        "HEARTHDB_CONFIG": str(cfg),
-        "HEARTHDB_SECRETS": str(deploy.secrets_file),
-        **(env or {}),
-    }  # type: ignore[attr-defined]
+    where = Path(tempfile.mkdtemp(prefix="fault-", dir=Path(deploy.secrets_file).parent))  # type: ignore[attr-defined]
+    environ = {**api.deploy_env(where, api.inventory(hosts), config, deploy.secrets_file), **(env or {})}  # type: ignore[attr-defined]
     return subprocess.Popen(
         [PYINFRA, "-y", "inventory.py", "deploy.py"],
         cwd=ROOT,
@@ -111,29 +101,18 @@ def test_killed_at_a_random_operation_then_rerun_converges(
 def test_one_host_unreachable(
     deploy: Callable[..., Run], lab_hosts: list[dict[str, Any]], host: dict[str, Any], tmp_path: Path
 ) -> None:
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text(
-        yaml.safe_dump(
+    inventory = {
+        "hosts": [
+            {"name": host["name"], "host": host["address"], "key": host["key"], "host_key": "ignore"},
             {
-                "hosts": [
-                    {"name": host["name"], "host": host["address"], "key": host["key"], "host_key": "ignore"},
-                    {
-                        "name": "ghost",
-                        "host": "10.213.7.99",
-                        "key": host["key"],
-                        "host_key": "ignore",
-                    },  # on the lab bridge, nobody there
-                ]
-            }
-        )
-    )
-    (tmp_path / "hearthdb.yml").write_text("{}\n")
-    env = {
-        **os.environ,
-        "HEARTHDB_INVENTORY": str(inventory),
-        "HEARTHDB_CONFIG": str(tmp_path / "hearthdb.yml"),
-        "HEARTHDB_SECRETS": str(deploy.secrets_file),
-    }  # type: ignore[attr-defined]
+                "name": "ghost",
+                "host": "10.213.7.99",
+                "key": host["key"],
+                "host_key": "ignore",
+            },  # on the lab bridge, nobody there
+        ]
+    }
+    env = api.deploy_env(tmp_path, inventory, {}, deploy.secrets_file)  # type: ignore[attr-defined]
     proc = subprocess.run(
         [PYINFRA, "-y", "inventory.py", "deploy.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
     )

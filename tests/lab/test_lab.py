@@ -21,14 +21,7 @@ CLI = [sys.executable, "-m", "lab.cli"]
 
 
 def ssh(name: str, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["ssh", "-F", str(api.ssh_config_path()), name, command],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=check,
-    )
+    return api.ssh(name, command, check=check, timeout=60)
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
