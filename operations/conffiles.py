@@ -11,8 +11,9 @@ import shlex
 from pyinfra import host
 from pyinfra.api import FactBase, StringCommand, operation
 
-from .facts import forget_visit, stage_reading
+from .facts import forget_visit, pg_state, stage_reading
 from .objects import show_plan
+from .psql import stmt
 
 # How the server checks a file before it goes live. Settings: `postgres -C` parses the whole
 # configuration as a starting server would (every value, restart-context ones included) and exits 1
@@ -83,7 +84,15 @@ fi
 rm -f "$f.hearthdb-prev"
 # a stopped cluster reads the file when it starts
 pg_lsclusters -h {v} {c} | grep -q online || exit 0
-before=$({psql} 'SELECT pg_conf_load_time()')
+{reload_script(version, cluster, port)}"""
+
+
+def reload_script(version: int, cluster: str, port: int) -> str:
+    """Shell lines (run as root) that reload the running cluster, wait until it has, and restart it only
+    when a changed parameter needs a restart (`pg_settings.pending_restart`)."""
+    v, c = int(version), shlex.quote(cluster)
+    psql = f"runuser -u postgres -- psql -X -q -A -t -p {int(port)} -d postgres -c"
+    return f"""before=$({psql} 'SELECT pg_conf_load_time()')
 {psql} 'SELECT pg_reload_conf()' >/dev/null
 i=0
 while [ $i -lt 100 ] && [ "$({psql} 'SELECT pg_conf_load_time()')" = "$before" ]; do i=$((i+1)); sleep 0.05; done
@@ -92,6 +101,33 @@ if [ -n "$pending" ]; then
   echo "hearthdb: restarting {v}/{c} for $pending" >&2
   pg_ctlcluster {v} {c} restart
 fi"""
+
+
+@operation()
+def system_overrides(managed: list[str], version: int, cluster: str, port: int):
+    """
+    Take back what `ALTER SYSTEM` (postgresql.auto.conf, read after conf.d) set for parameters
+    hearthdb manages: `ALTER SYSTEM RESET` each, then reload (restart only if one needs it).
+    Parameters hearthdb does not manage are left as they are.
+
+    + managed: the parameters hearthdb's conf.d file sets
+    + version, cluster, port: the running cluster
+    """
+    server = pg_state(version, cluster, port).get("server") or {}
+    overridden = sorted(set(server.get("alter_system") or []) & set(managed))
+    if not overridden:
+        host.noop("no managed parameter is overridden by ALTER SYSTEM")
+        return
+    resets = [stmt("ALTER SYSTEM RESET {}", name) for name in overridden]
+    show_plan("settings overridden by ALTER SYSTEM", [s.sql for s in resets])
+    forget_visit()
+    # one statement per line: ALTER SYSTEM cannot run inside the implicit transaction of `psql -c "a; b"`
+    script = "\n".join(s.script for s in resets)
+    yield StringCommand(
+        f"set -eu\nrunuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p {int(port)} -d postgres\n"
+        + reload_script(version, cluster, port),
+        _stdin=script + "\n",
+    )
 
 
 @operation()

@@ -545,11 +545,24 @@ def parse_config(data: dict[str, Any], source: str = "hearthdb.yml") -> HearthCo
 
 
 def load_config(path: Path | None = None) -> HearthConfig:
-    """Defaults (group_data/defaults.yml) overlaid by the user's hearthdb.yml, validated."""
+    """Defaults (group_data/defaults.yml) overlaid by the user's hearthdb.yml, validated. Relative
+    controller paths in the file (`secrets_file`, `tls.dir`) are relative to the file's folder, so a
+    project of your own keeps its secrets beside its hearthdb.yml; with no file, to hearthdb's folder."""
     path = path or config_path()
     data = _read_yaml(DEFAULTS_FILE)
     if path.exists():
         data.update(_read_yaml(path))
     elif os.environ.get(CONFIG_ENV):
         raise ConfigError(f"{path}: {CONFIG_ENV} names a file that does not exist")
-    return parse_config(data, path.name)
+    cfg = parse_config(data, path.name)
+    if not path.exists():
+        return cfg
+    base = path.resolve().parent
+    secrets = Path(cfg.secrets_file).expanduser()
+    tls = Path(cfg.tls.dir).expanduser()
+    return cfg.model_copy(
+        update={
+            "secrets_file": str(secrets if secrets.is_absolute() else base / secrets),
+            "tls": cfg.tls.model_copy(update={"dir": str(tls if tls.is_absolute() else base / tls)}),
+        }
+    )

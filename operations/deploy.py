@@ -1,5 +1,6 @@
-"""The hearthdb deploy: reusable from any pyinfra deploy as
-`converge(host.data.hearthdb, host.data.hearthdb_passwords)`."""
+"""The hearthdb deploy functions, the public API for a user's own pyinfra deploy:
+`converge(cfg)`, `validate(cfg)`, `schema_status(cfg)`, `nuclear_reset(cfg, confirm)` (README, "Your own
+deploy"). `cfg` is a HearthConfig (`operations.config.load_config(path)`)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from .desired import DatabaseSpec, desired_databases, desired_roles
 from .facts import HostResources
 from .migrations import parse_targets
 from .paths import TEMPLATES
-from .render import hba_content, settings_content
+from .render import effective_settings, hba_content, settings_content
+from .secrets import complete_passwords
 from .sizing import Resources, derive
 from .tls import server_files
 
@@ -49,9 +51,16 @@ def derived_settings(cfg: HearthConfig) -> dict:
 
 @deploy("hearthdb")
 def converge(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None, migrate_to: str | None = None) -> None:
+    """Converge the host to `cfg` (packages, cluster, files, roles, databases, extensions, migrations).
+
+    `passwords` (role -> HiddenValue) may leave roles out: those are resolved like group_data/all.py does
+    (HEARTHDB_PASSWORD_<ROLE>, then the secrets file). `migrate_to` is `"hm:0,pp:1"` as in `--data`.
+    Everything is computed and checked before the first operation, so bad input touches no host."""
     c = cfg.cluster
     etc = f"/etc/postgresql/{c.version}/{c.name}"
     dbs = desired_databases(cfg)
+    roles = desired_roles(cfg, complete_passwords(cfg, passwords))
+    targets = parse_targets(migrate_to)
     where = {"version": c.version, "cluster": c.name, "port": c.port}
     tls = [f"{etc}/hearthdb-server.crt", f"{etc}/hearthdb-server.key"] if cfg.tls.enabled else []
     # every file the deploy writes: their digests are read in one command
@@ -90,25 +99,27 @@ def converge(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
             name="TLS certificate", path=tls[0], content=crt.decode(), mode="644", secret=False, managed=managed
         )
         conffiles.installed_file(name="TLS key", path=tls[1], content=key.decode(), mode="600", managed=managed)
+    derived = derived_settings(cfg)
     conffiles.config_file(
         name="settings",
         path=f"{etc}/conf.d/50-hearthdb.conf",
-        content=settings_content(cfg, dbs, derived_settings(cfg)),
+        content=settings_content(cfg, dbs, derived),
         kind="settings",
         managed=managed,
         **where,
     )
     server.running(name=f"cluster {c.version}/{c.name} running", version=c.version, cluster_name=c.name)
+    conffiles.system_overrides(
+        name="settings overridden by ALTER SYSTEM", managed=list(effective_settings(cfg, dbs, derived)), **where
+    )
     conffiles.config_file(
         name="pg_hba", path=f"{etc}/pg_hba.conf", content=hba_content(cfg), kind="hba", managed=managed, **where
     )
-    roles = desired_roles(cfg, passwords)
     objects.roles(name="roles", desired=roles, **where)
     objects.databases(name="databases", desired=dbs, allow_drop=cfg.allow_drop, **where)
     objects.extensions(name="extensions", desired=with_template1(cfg, dbs), **where)
     if any(not r.present for r in roles.values()):
         objects.dropped_roles(name="absent roles", desired=roles, allow_drop=cfg.allow_drop, **where)
-    targets = parse_targets(migrate_to)
     objects.migrations(
         name="schema migrations",
         desired=dbs,
@@ -122,13 +133,15 @@ def converge(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
 
 @deploy("hearthdb validation")
 def validate(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None, migrate_to: str | None = None) -> None:
-    """The boolean checks alone (also run at the end of every deploy): `pyinfra inventory.py validate.py`."""
+    """The boolean checks alone (also run at the end of every deploy): `pyinfra inventory.py validate.py`.
+    Arguments as for `converge`; passwords left out are resolved the same way."""
     c = cfg.cluster
     dbs = desired_databases(cfg)
+    roles = desired_roles(cfg, complete_passwords(cfg, passwords))
     hooks.validate(
         name="validation",
         packages=package_names(cfg, dbs),
-        roles=desired_roles(cfg, passwords),
+        roles=roles,
         databases=dbs,
         ai_databases={ai: ai_database(cfg, ai) for ai in cfg.ai_names},
         shared_database=cfg.shared_db.name,

@@ -36,7 +36,10 @@ class RoleSpec:
     connection_limit: int = -1
     settings: tuple[tuple[str, str], ...] = ()
     member_of: tuple[str, ...] = ()
+    # The password to hold (None: not managed here, whatever the role has stays); `no_password` is set
+    # only by an explicit `password: false`, the one way a stored password is ever removed.
     password: HiddenValue | None = field(default=None, repr=False, compare=False)
+    no_password: bool = False
     present: bool = True
 
 
@@ -82,6 +85,7 @@ def desired_roles(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = 
             settings=tuple(sorted((k, setting_text(v)) for k, v in role.settings.items())),
             member_of=tuple(sorted(set(role.member_of))),
             password=passwords.get(name),
+            no_password=role.password is False,
             present=role.state == "present",
         )
     return out

@@ -154,9 +154,11 @@ class PgState(FactBase):
                 continue
             if "ledger" in row:
                 db["ledger"] = row["ledger"]
+                db["ledger_owner"] = row.get("ledger_owner")
             else:
                 db["extensions"] = row["extensions"] or {}
                 db["public_create"] = bool(row.get("public_create"))
+                db["commented"] = row.get("commented") or []
         return state
 
 

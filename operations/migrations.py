@@ -27,7 +27,9 @@ from .psql import Stmt, connect, stmt
 NO_TRANSACTION = "-- hearthdb: no-transaction"
 FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.(up|down)\.sql$")
 LOCK_KEY = 0x6865617274  # "heart": per database, advisory locks do not cross databases
-LEDGER = """CREATE SCHEMA IF NOT EXISTS hearthdb AUTHORIZATION postgres;
+# The ledger belongs to the database's owner, like everything its migrations create, so that the owner
+# can dump and restore the whole database with pg_dump / pg_restore (ledger included, no superuser).
+LEDGER = """CREATE SCHEMA IF NOT EXISTS hearthdb AUTHORIZATION {owner};
 REVOKE ALL ON SCHEMA hearthdb FROM PUBLIC;
 CREATE TABLE IF NOT EXISTS hearthdb.schema_migrations (
     bundle     text        NOT NULL,
@@ -38,7 +40,9 @@ CREATE TABLE IF NOT EXISTS hearthdb.schema_migrations (
     duration   interval    NOT NULL,
     applied_by text        NOT NULL,
     PRIMARY KEY (bundle, version)
-);"""
+);
+ALTER SCHEMA hearthdb OWNER TO {owner};
+ALTER TABLE hearthdb.schema_migrations OWNER TO {owner};"""
 
 
 @dataclass(frozen=True)
@@ -148,8 +152,11 @@ def plan_migrations(
     targets: dict[str, int],
     variables: dict[str, str],
     applied_by: str,
+    ledger_owner: list[str] | None = None,
 ) -> list[Stmt]:
-    """The psql script that brings one database's bundles to their targets (head by default)."""
+    """The psql script that brings one database's bundles to their targets (head by default), and gives
+    the ledger back to the database's owner where it belongs to another role (`ledger_owner`: the owners
+    of schema `hearthdb` and of its table, as read; None when not read)."""
     applied = {(r["bundle"], r["version"]): r for r in ledger or []}
     work: list[Stmt] = []
     for bundle in spec.bundles:
@@ -176,12 +183,19 @@ def plan_migrations(
         for m in reversed(migrations):
             if m.version > target and (bundle, m.version) in applied:
                 work += _revert(m, spec.owner)
+    owner_sql = sql.Identifier(spec.owner).as_string(None)
     if not work:
-        return []
+        if ledger is None or ledger_owner is None or set(ledger_owner) == {spec.owner}:
+            return []
+        return [
+            connect(spec.name),
+            stmt("ALTER SCHEMA {} OWNER TO {}", "hearthdb", spec.owner),
+            stmt("ALTER TABLE {}.{} OWNER TO {}", "hearthdb", "schema_migrations", spec.owner),
+        ]
     setup = [
         connect(spec.name),
         Stmt(f"SELECT pg_advisory_lock({LOCK_KEY})", shown="", change=False),
-        Stmt(LEDGER, shown="", raw=True, change=False),
+        Stmt(LEDGER.format(owner=owner_sql), shown="", raw=True, change=False),
         *(Stmt(f"\\set {k} {v}", shown="", change=False) for k, v in sorted(variables.items())),
     ]
     return [*setup, *work, Stmt(f"SELECT pg_advisory_unlock({LOCK_KEY})", shown="", change=False)]

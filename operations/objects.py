@@ -13,7 +13,7 @@ from pyinfra.api import StringCommand, operation
 from pyinfra.api.state import StateStage
 
 from .desired import DatabaseSpec, RoleSpec
-from .facts import forget_visit, pg_state
+from .facts import forget_visit, pg_clusters, pg_state
 from .migrations import load_bundle, plan_migrations
 from .plan import plan_databases, plan_extensions, plan_role_drops, plan_roles
 from .psql import SqlCommand, Stmt
@@ -31,15 +31,27 @@ def fail(message: str) -> StringCommand:
     return StringCommand(f"echo {shlex.quote('hearthdb: ' + message)} >&2; exit 1")
 
 
+STOPPED = "the cluster is stopped"
+
+
 def _server(version: int, cluster: str, port: int, extensions: bool = False) -> dict | None:
-    """The PgState fact; None when the cluster stopped while this run executes (it was started by the
-    cluster operation before), which the caller turns into a clear failure."""
+    """The PgState fact; None when the cluster exists but does not run. While this run executes that
+    means it stopped after the `running` operation started it (the caller fails clearly); while changes
+    are detected (and in `--dry`) the objects cannot be read until it runs, which is said, not guessed."""
     st = pg_state(version, cluster, port, extensions=extensions)
-    return None if not st and state.is_executing else st
+    if st or state.is_executing:
+        return st or None
+    if pg_clusters().get(f"{version}/{cluster}") is None:
+        return st  # no cluster yet (a new host): everything is to be created
+    return None
 
 
-def _stopped(version: int, cluster: str) -> StringCommand:
-    return fail(f"cluster {version}/{cluster} is not running (stopped during the deploy?); run the deploy again")
+def _stopped(what: str, version: int, cluster: str):
+    if state.is_executing:
+        yield fail(f"cluster {version}/{cluster} is not running (stopped during the deploy?); run the deploy again")
+        return
+    logger.info(f"{host.print_prefix}{what}: {STOPPED}; they are read and converged once it runs")
+    host.noop(f"{what}: {STOPPED}")
 
 
 def _apply(kind: str, port: int, statements: list[Stmt], count: int):
@@ -63,7 +75,7 @@ def roles(desired: dict[str, RoleSpec], version: int, cluster: str, port: int):
     """
     st = _server(version, cluster, port)
     if st is None:
-        yield _stopped(version, cluster)
+        yield from _stopped("roles", version, cluster)
         return
     have = st.get("roles") or {}
     prewarm([(r.password.unmask(), (have.get(n) or {}).get("scram")) for n, r in desired.items() if r.password])
@@ -81,7 +93,7 @@ def dropped_roles(desired: dict[str, RoleSpec], version: int, cluster: str, port
     """
     st = _server(version, cluster, port)
     if st is None:
-        yield _stopped(version, cluster)
+        yield from _stopped("absent roles", version, cluster)
         return
     absent = sum(1 for r in desired.values() if not r.present)
     yield from _apply("absent roles", port, plan_role_drops(desired, st.get("roles") or {}, allow_drop), absent)
@@ -99,7 +111,7 @@ def databases(desired: dict[str, DatabaseSpec], version: int, cluster: str, port
     """
     st = _server(version, cluster, port)
     if st is None:
-        yield _stopped(version, cluster)
+        yield from _stopped("databases", version, cluster)
         return
     plan = plan_databases(desired, st.get("databases") or {}, allow_drop)
     yield from _apply("databases", port, plan, len(desired))
@@ -116,7 +128,7 @@ def extensions(desired: dict[str, DatabaseSpec], version: int, cluster: str, por
     """
     st = _server(version, cluster, port, extensions=True)
     if st is None:
-        yield _stopped(version, cluster)
+        yield from _stopped("databases' extensions", version, cluster)
         return
     plan = plan_extensions(desired, st.get("databases") or {}, st.get("available_extensions") or {})
     yield from _apply("databases' extensions", port, plan, len(desired))
@@ -144,7 +156,7 @@ def migrations(
     """
     st = _server(version, cluster, port, extensions=True)
     if st is None:
-        yield _stopped(version, cluster)
+        yield from _stopped("databases' schemas", version, cluster)
         return
     dbs = st.get("databases") or {}
     names = {b for spec in desired.values() for b in spec.bundles}
@@ -152,6 +164,8 @@ def migrations(
     plan: list[Stmt] = []
     for name, spec in desired.items():
         if spec.present and spec.bundles:
-            ledger = (dbs.get(name) or {}).get("ledger")
-            plan += plan_migrations(spec, bundles, ledger, targets, variables, applied_by)
+            have = dbs.get(name) or {}
+            plan += plan_migrations(
+                spec, bundles, have.get("ledger"), targets, variables, applied_by, have.get("ledger_owner")
+            )
     yield from _apply("databases' schemas", port, plan, sum(1 for s in desired.values() if s.bundles))

@@ -91,11 +91,32 @@ def plan_roles(desired: dict[str, RoleSpec], actual: dict[str, dict[str, Any]]) 
         if spec.password is not None and not matches(spec.password.unmask(), have.get("scram")):
             out.append(_password(name, spec))
             secret = True
-        elif spec.password is None and have.get("has_password"):
+        elif spec.no_password and have.get("has_password"):
             out.append(stmt("ALTER ROLE {} PASSWORD NULL", name))
         out += _settings(name, spec, have.get("settings"))
         out += _memberships(name, spec, have.get("member_of") or [])
     return (QUIET + out) if secret else out
+
+
+def _acl_item(item: str) -> tuple[str, str, str]:
+    """`"hearthminds=c/logos"` -> ("hearthminds", "c", "logos"); PUBLIC's grantee is ""."""
+    grantee, _, rest = item.partition("=")
+    privs, _, grantor = rest.partition("/")
+    return grantee.strip('"'), privs, grantor.strip('"')
+
+
+def acl_after_owner_change(acl: list[str] | None, old: str, new: str) -> list[str] | None:
+    """The ACL PostgreSQL leaves after `ALTER ... OWNER TO new` (aclnewowner): the old owner is replaced
+    by the new one as grantee and as grantor, and entries that then coincide are merged. So the old
+    owner's rights go to the new owner, and grants the new owner held collapse into its ownership."""
+    if acl is None:
+        return None  # the default ACL: it follows the owner by itself
+    merged: dict[tuple[str, str], str] = {}
+    for item in acl:
+        grantee, privs, grantor = _acl_item(item)
+        key = (new if grantee == old else grantee, new if grantor == old else grantor)
+        merged[key] = merged.get(key, "") + "".join(p for p in privs if p not in merged.get(key, ""))
+    return [f"{g}={p}/{by}" for (g, by), p in merged.items()]  # names unquoted: parse_acl reads either
 
 
 def parse_acl(acl: list[str] | None) -> dict[str, str] | None:
@@ -151,6 +172,8 @@ def plan_databases(
             have = {"acl": None, "owner": spec.owner}
         elif have.get("owner") != spec.owner:
             out.append(stmt("ALTER DATABASE {} OWNER TO {}", name, spec.owner))
+            # the grants below are planned from the ACL the owner change leaves, not the one read before
+            have = {**have, "acl": acl_after_owner_change(have.get("acl"), have.get("owner") or "", spec.owner)}
         out += _database_acl(name, spec, have.get("acl"))
     return out
 
@@ -162,7 +185,8 @@ def plan_extensions(
 ) -> list[Stmt]:
     """CREATE (as the superuser, since `vector` is not trusted), or ALTER ... UPDATE to the declared
     version, or to the newest available when none is declared; each database's statements follow a
-    `\\connect` to it. Also takes CREATE on schema public away from PUBLIC where it was granted."""
+    `\\connect` to it. Also takes CREATE on schema public away from PUBLIC where it was granted, and
+    clears the comments of declared extensions (so the database's owner can restore its own dump)."""
     available = available or {}
     out: list[Stmt] = []
     for name, spec in desired.items():
@@ -170,6 +194,7 @@ def plan_extensions(
             continue
         have_db = actual.get(name) or {}
         installed = have_db.get("extensions") or {}
+        commented = set(have_db.get("commented") or ())
         todo: list[Stmt] = []
         for ext in spec.extensions:
             offer = available.get(ext.name)
@@ -190,6 +215,12 @@ def plan_extensions(
                 todo.append(stmt("CREATE EXTENSION IF NOT EXISTS {}{}", ext.name, version))
             elif target and have != target:
                 todo.append(stmt("ALTER EXTENSION {} UPDATE TO {}", ext.name, sql.Literal(target)))
+            elif ext.name not in commented:
+                continue
+            # CREATE (and an update script) sets the extension's comment, which only its owner (the
+            # superuser) may set: a pg_dump by the database's owner would carry a COMMENT ON EXTENSION
+            # that the owner's pg_restore cannot run. Without a comment the dump has none.
+            todo.append(stmt("COMMENT ON EXTENSION {} IS NULL", ext.name))
         if have_db.get("public_create"):
             todo.append(Stmt("REVOKE CREATE ON SCHEMA public FROM PUBLIC"))
         if todo:

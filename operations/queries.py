@@ -1,6 +1,8 @@
 """Catalog queries behind the combined facts. Each returns one JSON value per row (`json_build_object`),
 so parsing never splits psql output on separators."""
 
+import hashlib
+
 # Server-wide state: properties fixed at initdb, every role, every database, available extensions.
 # The role password is never returned: only the SCRAM salt and iteration count (to recompute the
 # verifier on the controller) and a digest of the stored verifier to compare with.
@@ -16,7 +18,9 @@ SELECT json_build_object(
     'ssl', current_setting('ssl') = 'on',
     'pending_restart', (SELECT json_agg(name ORDER BY name) FROM pg_settings WHERE pending_restart),
     'settings_not_applied', (SELECT json_agg(name ORDER BY name) FROM pg_file_settings
-                             WHERE NOT applied AND sourcefile LIKE '%/conf.d/50-hearthdb.conf')),
+                             WHERE NOT applied AND sourcefile LIKE '%/conf.d/50-hearthdb.conf'),
+    'alter_system', (SELECT json_agg(DISTINCT name) FROM pg_file_settings
+                     WHERE sourcefile LIKE '%/postgresql.auto.conf')),
   'roles', (SELECT json_object_agg(a.rolname, json_build_object(
     'superuser', a.rolsuper, 'login', a.rolcanlogin, 'inherit', a.rolinherit,
     'createdb', a.rolcreatedb, 'createrole', a.rolcreaterole, 'replication', a.rolreplication,
@@ -50,6 +54,8 @@ DATABASE_QUERY = r"""
 SELECT json_build_object('db', current_database(),
   'oid', (SELECT oid::bigint FROM pg_database WHERE datname = current_database()),
   'extensions', (SELECT json_object_agg(extname, extversion ORDER BY extname) FROM pg_extension),
+  'commented', (SELECT json_agg(e.extname ORDER BY e.extname) FROM pg_extension e JOIN pg_description d
+                ON d.objoid = e.oid AND d.classoid = 'pg_extension'::regclass),
   'public_create', (SELECT has_schema_privilege('public', oid, 'CREATE') FROM pg_namespace
                     WHERE nspname = 'public'))
 """.strip()
@@ -60,20 +66,10 @@ SELECT json_build_object('db', current_database(),
   'oid', (SELECT oid::bigint FROM pg_database WHERE datname = current_database()),
   'ledger', (SELECT coalesce(json_agg(json_build_object('bundle', bundle, 'version', version, 'name', name,
                                                          'sha256', sha256) ORDER BY bundle, version), '[]'::json)
-             FROM hearthdb.schema_migrations))
-""".strip()
-
-# Per database that allows connections: its oid and a fingerprint of everything written in it since
-# the statistics began (rows inserted, updated, deleted: catalog rows included, so any DDL, extension
-# or grant changes it), with its name and the server's start. A database whose fingerprint equals the
-# one recorded at its last visit has not changed since: its recorded rows stand in for a reconnect.
-# Empty (never reused) when the server does not count rows.
-FINGERPRINT_QUERY = r"""
-SELECT d.oid, CASE WHEN current_setting('track_counts')::bool THEN concat_ws('|', d.datname,
-         extract(epoch FROM pg_postmaster_start_time()), s.tup_inserted, s.tup_updated, s.tup_deleted,
-         extract(epoch FROM s.stats_reset)) ELSE '' END
-FROM pg_database d LEFT JOIN pg_stat_database s ON s.datid = d.oid
-WHERE d.datallowconn ORDER BY d.oid
+             FROM hearthdb.schema_migrations),
+  'ledger_owner', (SELECT json_build_array(pg_get_userbyid(n.nspowner), pg_get_userbyid(c.relowner))
+                   FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid
+                   WHERE n.nspname = 'hearthdb' AND c.relname = 'schema_migrations'))
 """.strip()
 
 # The psql script run in every database (`%1$s` is the quoted database name, filled in by format()).
@@ -86,3 +82,17 @@ PER_DATABASE_SCRIPT = (
     + ";\n\\endif"
 )
 assert "%" not in DATABASE_QUERY + LEDGER_QUERY  # format() would read it as a placeholder
+
+# Per database that allows connections: its oid and a fingerprint of everything written in it since
+# the statistics began (rows inserted, updated, deleted: catalog rows included, so any DDL, extension
+# or grant changes it), with its name and the server's start. A database whose fingerprint equals the
+# one recorded at its last visit has not changed since: its recorded rows stand in for a reconnect.
+# Empty (never reused) when the server does not count rows. The fingerprint starts with a digest of the
+# visit script, so rows recorded by a script of another shape (an upgrade) are never reused.
+FINGERPRINT_QUERY = r"""
+SELECT d.oid, CASE WHEN current_setting('track_counts')::bool THEN concat_ws('|', '{key}', d.datname,
+         extract(epoch FROM pg_postmaster_start_time()), s.tup_inserted, s.tup_updated, s.tup_deleted,
+         extract(epoch FROM s.stats_reset)) ELSE '' END
+FROM pg_database d LEFT JOIN pg_stat_database s ON s.datid = d.oid
+WHERE d.datallowconn ORDER BY d.oid
+""".strip().format(key=hashlib.sha256(PER_DATABASE_SCRIPT.encode()).hexdigest()[:16])

@@ -100,3 +100,13 @@ def resolve_passwords(cfg: HearthConfig) -> dict[str, HiddenValue]:
     if new:
         _write(path, stored)
     return out
+
+
+def complete_passwords(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None) -> dict[str, HiddenValue]:
+    """The passwords a deploy function was given, with every missing one resolved as group_data/all.py
+    resolves them (environment, then the secrets file; generated there if allowed). A role for which
+    none can be had is a ConfigError naming it: a missing password never reads as "no password"."""
+    given = dict(passwords or {})
+    if all(role in given for role in password_roles(cfg)):
+        return given
+    return {**resolve_passwords(cfg), **given}

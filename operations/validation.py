@@ -81,12 +81,14 @@ def state_checks(
             )
         )
         if spec.bundles:
-            ledger = (have_dbs.get(name) or {}).get("ledger")
+            have = have_dbs.get(name) or {}
             out.append(
                 _planned(
                     "schema",
                     name,
-                    lambda s=spec, ledger=ledger: plan_migrations(s, bundles, ledger, targets, {}, ""),
+                    lambda s=spec, h=have: plan_migrations(
+                        s, bundles, h.get("ledger"), targets, {}, "", h.get("ledger_owner")
+                    ),
                 )
             )
     pending = server.get("pending_restart") or []

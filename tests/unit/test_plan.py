@@ -118,8 +118,16 @@ def test_extensions_only_where_missing_or_at_another_version() -> None:
     assert sqls(plan_extensions(desired, actual)) == [
         '\\connect "a_db"',
         'CREATE EXTENSION IF NOT EXISTS "vector"',
+        'COMMENT ON EXTENSION "vector" IS NULL',
         '\\connect "b_db"',
         "ALTER EXTENSION \"vector\" UPDATE TO '0.8.0'",
+        'COMMENT ON EXTENSION "vector" IS NULL',
+    ]
+    # A comment put back (by hand, or by an update script) is cleared again; none left means no change.
+    actual["c_db"]["commented"] = ["vector"]
+    assert sqls(plan_extensions({"c_db": desired["c_db"]}, actual)) == [
+        '\\connect "c_db"',
+        'COMMENT ON EXTENSION "vector" IS NULL',
     ]
 
 
@@ -184,6 +192,7 @@ def test_extension_updated_to_newest_when_unpinned_and_unknown_one_refused() -> 
     assert sqls(plan_extensions(spec, have, avail)) == [
         '\\connect "a_db"',
         "ALTER EXTENSION \"vector\" UPDATE TO '0.8.0'",
+        'COMMENT ON EXTENSION "vector" IS NULL',
     ]
     with pytest.raises(PlanError, match="'vector' is not available on this host"):
         plan_extensions(spec, have, {"plpgsql": {"default": "1.0", "versions": ["1.0"]}})
