@@ -33,7 +33,8 @@ class DebPackageStatus(FactBase):
         installed = {}
         for line in output:
             parts = line.split()
-            if len(parts) == 3 and parts[1].startswith("ii"):
+            # the second status letter is the package's state: installed whether wanted, held or not
+            if len(parts) == 3 and parts[1][1:2] == "i":
                 installed[parts[0]] = parts[2]
         return installed
 
@@ -216,7 +217,8 @@ class HostResources(FactBase):
     def command(self) -> str:
         return (
             "nproc; awk '/^MemTotal:/ {print $2 * 1024}' /proc/meminfo; "
-            "df -k --output=size /dev/shm 2>/dev/null | tail -1 | awk '{print $1 * 1024}'; "
+            # always a line, 0 without /dev/shm: the lines after it keep their place
+            "s=$(df -k --output=size /dev/shm 2>/dev/null | tail -1 | awk '{print $1 * 1024}'); echo \"${s:-0}\"; "
             "cat /sys/block/*/queue/rotational 2>/dev/null | sort -u | tr '\\n' ' '; echo"
         )
 
