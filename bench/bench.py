@@ -3,27 +3,42 @@ writing bench/results/<name>.json and <name>.png.
 
     .venv/bin/python bench/bench.py converge    # fresh converge, 10 AIs: hearthdb vs the floor, built-ins, Ansible
     .venv/bin/python bench/bench.py noop        # no-op rerun and --dry at 2, 20, 200 AIs
-    .venv/bin/python bench/bench.py fleet       # 1 vs 5 hosts in one run
+    .venv/bin/python bench/bench.py fleet       # hearthdb vs the floor on 5 hosts at once, and 1 vs 5 hosts
     .venv/bin/python bench/bench.py vector      # HNSW build and queries: derived config vs Debian's stock config
     .venv/bin/python bench/bench.py memory      # the pp schema with 100k memories: create, read, search
     .venv/bin/python bench/bench.py all
 
-HEARTHDB_BENCH_HOST (default hdb1) names the lab host that converge, noop, vector and memory use.
+    .venv/bin/python bench/bench.py noop --before REV --no-peers    # hearthdb at git revision REV beside this tree
+    .venv/bin/python bench/bench.py converge --before REV           # the same for a fresh converge, floor beside
+    .venv/bin/python bench/bench.py noop --sizes 2,20               # other AI counts than 2, 20, 200
+
+--before REV checks REV out (git worktree, detached) into the bench's temporary directory and runs hearthdb from
+there (pyinfra's cwd, so that REV's own operations/ is imported) beside this tree, in the same invocation: both
+tables, and the ratio after/before. It applies to converge and noop. --no-peers leaves out the peers (noop: the
+floor, built-ins and Ansible; converge: built-ins and Ansible, the floor stays).
+
+HEARTHDB_BENCH_HOST (default hdb1) names the lab host that converge, noop, vector and memory use;
+HEARTHDB_BENCH_FLEET (default "hdb3 hdb4 hdb5 hdb6 hdb7", or --hosts) the hosts of fleet.
 """
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import json
 import os
 import re
 import secrets
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +56,8 @@ PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 ANSIBLE_DIR = ROOT / "bench" / "ansible"
 HOST = os.environ.get("HEARTHDB_BENCH_HOST", "hdb1")
+FLEET = os.environ.get("HEARTHDB_BENCH_FLEET", "hdb3 hdb4 hdb5 hdb6 hdb7").replace(",", " ").split()
+SIZES = [2, 20, 200]
 WORK = Path(tempfile.mkdtemp(prefix="hearthdb-bench-"))
 atexit.register(shutil.rmtree, WORK, ignore_errors=True)  # it holds the generated passwords
 SECRETS = WORK / "secrets.yml"
@@ -59,17 +76,68 @@ def ssh(name: str, command: str, stdin: str | None = None) -> subprocess.Complet
     return api.ssh(name, command, stdin=stdin, timeout=3600)
 
 
+def git(*args: str) -> str:
+    proc = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"git {' '.join(args)} failed:\n{proc.stderr.strip()}")
+    return proc.stdout.strip()
+
+
+@dataclass(frozen=True)
+class Tree:
+    """A project tree that hearthdb runs from: this checkout ("after") or REV in a worktree ("before")."""
+
+    label: str
+    path: Path
+    revision: str
+    subject: str
+    dirty: bool = False
+
+    def short(self) -> str:
+        return self.revision[:7] + ("+" if self.dirty else "")
+
+    def describe(self) -> dict[str, Any]:
+        return {"revision": self.revision, "subject": self.subject, "uncommitted changes": self.dirty}
+
+
+def this_tree() -> Tree:
+    return Tree("after", ROOT, git("rev-parse", "HEAD"), git("log", "-1", "--format=%s"), bool(git("status", "-s")))
+
+
+def worktree(rev: str) -> Tree:
+    """The project at git revision `rev`, checked out (detached) into WORK; the worktree goes at exit."""
+    sha = git("rev-parse", "--verify", "--end-of-options", f"{rev}^{{commit}}")
+    path = WORK / f"before-{sha[:12]}"
+
+    def remove() -> None:  # registered after WORK's removal, so it runs before it
+        if subprocess.run(
+            ["git", "worktree", "remove", "--force", str(path)], cwd=ROOT, capture_output=True
+        ).returncode:
+            shutil.rmtree(path, ignore_errors=True)
+            subprocess.run(["git", "worktree", "prune"], cwd=ROOT, capture_output=True)
+
+    atexit.register(remove)
+    git("worktree", "add", "--quiet", "--detach", str(path), sha)
+    return Tree("before", path, sha, git("log", "-1", "--format=%s", sha))
+
+
 def pyinfra(
-    hosts: list[str], config: dict[str, Any], *args: str, entry: str = "deploy.py", env: dict | None = None
+    hosts: list[str],
+    config: dict[str, Any],
+    *args: str,
+    entry: str = "deploy.py",
+    env: dict | None = None,
+    tree: Path = ROOT,
 ) -> tuple[float, str]:
+    """`pyinfra inventory.py ENTRY ARGS` with cwd `tree`: pyinfra imports that tree's operations/."""
     environ = {**api.deploy_env(WORK, api.inventory(hosts), config, SECRETS), **(env or {})}
     start = time.perf_counter()
     proc = subprocess.run(
-        [PYINFRA, "inventory.py", entry, *args], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=3600
+        [PYINFRA, "inventory.py", entry, *args], cwd=tree, env=environ, capture_output=True, text=True, timeout=3600
     )
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
-        raise SystemExit(f"{entry} failed:\n{proc.stderr[-3000:]}")
+        raise SystemExit(f"{entry} ({tree}) failed:\n{proc.stderr[-3000:]}")
     return elapsed, proc.stderr
 
 
@@ -86,15 +154,25 @@ def bundle_text(name: str) -> str:
     return "\n".join(m.up for m in load_bundle(name))
 
 
-def floor(host: str, names: list[str]) -> float:
+def floor_script(names: list[str]) -> str:
     pw = passwords(["hearthminds", *names])
     exports = [f"export AIS={' '.join(names)!r}"]
     exports += [f"export PASSWORD_{k}={v!r}" for k, v in pw.items() if k in ["hearthminds", *names]]
     exports += [f"export SCHEMA_HM={bundle_text('hm')!r}", f"export SCHEMA_PP={bundle_text('pp')!r}"]
-    script = "\n".join(exports) + "\n" + (ROOT / "bench" / "floor.sh").read_text()
+    return "\n".join(exports) + "\n" + (ROOT / "bench" / "floor.sh").read_text()
+
+
+def floor_fleet(hosts: list[str], names: list[str]) -> float:
+    """The floor script on every host at once, one SSH session each: seconds until the last is done."""
+    script = floor_script(names)
     start = time.perf_counter()
-    ssh(host, "bash -s", stdin=script)
+    with ThreadPoolExecutor(len(hosts)) as pool:
+        list(pool.map(lambda h: ssh(h, "bash -s", stdin=script), hosts))
     return time.perf_counter() - start
+
+
+def floor(host: str, names: list[str]) -> float:
+    return floor_fleet([host], names)
 
 
 def builtins(host: str, names: list[str]) -> float:
@@ -159,13 +237,27 @@ def ansible_changes(output: str) -> int:
     return sum(int(n) for n in re.findall(r"\bchanged=(\d+)", output.split("PLAY RECAP", 1)[-1]))
 
 
-def hearthdb(hosts: list[str], names: list[str], *args: str, config: dict | None = None) -> float:
+def hearthdb(hosts: list[str], names: list[str], *args: str, config: dict | None = None, tree: Path = ROOT) -> float:
     passwords(["hearthminds", *names])
-    elapsed, _ = pyinfra(hosts, {"ai_names": names, **(config or {})}, *(args or ("-y",)))
+    elapsed, _ = pyinfra(hosts, {"ai_names": names, **(config or {})}, *(args or ("-y",)), tree=tree)
     return elapsed
 
 
-def save(name: str, data: dict[str, Any], plot: Any) -> None:
+def ratio(a: float, b: float, digits: int = 2) -> float:
+    return round(a / b, digits)
+
+
+def show(title: str, header: list[str], rows: list[list[Any]]) -> None:
+    """A table on stdout, its columns aligned."""
+    cells = [header, *[[f"{c:.2f}" if isinstance(c, float) else str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    print(title)
+    for row in cells:
+        print("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+    print(flush=True)
+
+
+def save(name: str, data: dict[str, Any], plot: Callable[[Any], None], size: tuple[float, float] = (7, 4)) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
     import matplotlib
@@ -173,103 +265,280 @@ def save(name: str, data: dict[str, Any], plot: Any) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=size)
     plot(ax)
     fig.tight_layout()
     fig.savefig(RESULTS / f"{name}.png", dpi=110)
     plt.close(fig)
 
 
-def bars(ax: Any, labels: list[str], values: list[float], ylabel: str, title: str) -> None:
-    ax.bar(labels, values, color=["#3b6ea5", "#8a8a8a", "#c97b2a", "#6a9a4a"][: len(labels)])
+BLUE, LIGHT_BLUE, PURPLE, LIGHT_PURPLE = "#3b6ea5", "#9dbbdc", "#7b559e", "#c9b4dc"
+GREY, ORANGE, GREEN = "#8a8a8a", "#c97b2a", "#6a9a4a"
+PALETTE = [BLUE, GREY, ORANGE, GREEN, PURPLE]
+X = "\N{MULTIPLICATION SIGN}"  # in plot titles
+
+
+def value_label(v: float) -> str:
+    return f"{v:.3g}"
+
+
+def y_scale(ax: Any, values: list[float], rotated: bool = False) -> None:
+    """A log y axis where the values span more than a decade, so that the small ones stay readable beside the
+    large ones, else a linear one from 0; room above the tallest bar for its label either way."""
+    from matplotlib.ticker import FuncFormatter
+
+    positive = [v for v in values if v > 0]
+    if not positive:
+        return
+    low, high = min(positive), max(positive)
+    if high / low > 10:
+        ax.set_yscale("log")
+        ax.set_ylim(low / 2, high * (6 if rotated else 2.5))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        if high / low < 300:  # few decades: 2 and 5 of each labelled too
+            ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))
+    else:
+        ax.set_ylim(0, high * (1.3 if rotated else 1.15))
+
+
+def bars(
+    ax: Any, labels: list[str], values: list[float], ylabel: str, title: str, colors: list[str] | None = None
+) -> None:
+    """One bar per value, each labelled with it."""
+    ax.bar(labels, values, color=colors or PALETTE[: len(labels)])
     for i, v in enumerate(values):
-        ax.text(i, v, f"{v:.1f}", ha="center", va="bottom")
+        ax.text(i, v, value_label(v), ha="center", va="bottom")
+    y_scale(ax, values)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
 
 
-def bench_converge() -> dict[str, Any]:
-    """Fresh converge of one plain Debian 13 host (apt through the warm proxy) with 10 AIs."""
+def grouped(ax: Any, groups: list[str], series: list[tuple[str, list[float], str]], ylabel: str, title: str) -> None:
+    """The bars of every series (name, one value per group, colour) side by side in each group, each labelled
+    with its value; the legend outside the axes, right."""
+    width = 0.8 / len(series)
+    rotated = len(series) * len(groups) > 10  # labels upright where they cannot fit side by side
+    for j, (name, values, color) in enumerate(series):
+        xs = [i + (j - (len(series) - 1) / 2) * width for i in range(len(groups))]
+        ax.bar(xs, values, width, label=name, color=color)
+        for x, v in zip(xs, values, strict=True):
+            ax.text(x, v, value_label(v), ha="center", va="bottom", fontsize=7 if rotated else 9, rotation=90 * rotated)
+    ax.set_xticks(range(len(groups)), groups)
+    y_scale(ax, [v for _, values, _ in series for v in values], rotated)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+
+
+def bench_converge(after: Tree, before: Tree | None = None, peers: bool = True) -> dict[str, Any]:
+    """Fresh converge of one plain Debian 13 host (apt through the warm proxy) with 10 AIs: hearthdb (this tree,
+    and with `before` that tree too) beside the floor, and pyinfra's built-ins and Ansible unless not `peers`.
+    The host is reset before each."""
     up()
     names, out = ais(10), {}
     api.reset(HOST, layer=None)
     floor(HOST, names)  # untimed: fills the lab's apt proxy, so that no tool pays for a cold one
-    for tool, run in (
-        ("floor", lambda: floor(HOST, names)),
-        ("hearthdb", lambda: hearthdb([HOST], names)),
-        ("pyinfra built-ins", lambda: builtins(HOST, names)),
-        ("ansible", lambda: ansible(HOST, names)),
-    ):
+    runs: list[tuple[str, Callable[[], float]]] = [("floor", lambda: floor(HOST, names))]
+    if before:
+        runs.append(("hearthdb before", lambda: hearthdb([HOST], names, tree=before.path)))
+    runs.append(("hearthdb", lambda: hearthdb([HOST], names)))
+    if peers:
+        runs += [("pyinfra built-ins", lambda: builtins(HOST, names)), ("ansible", lambda: ansible(HOST, names))]
+    for tool, run in runs:
         api.reset(HOST, layer=None)
         out[tool] = round(run(), 2)
-    out["ratio hearthdb/floor"] = round(out["hearthdb"] / out["floor"], 2)
-    out["ratio built-ins/hearthdb"] = round(out["pyinfra built-ins"] / out["hearthdb"], 2)
-    out["ratio ansible/hearthdb"] = round(out["ansible"] / out["hearthdb"], 2)
-    tools = ["floor", "hearthdb", "pyinfra built-ins", "ansible"]
+    out["ratio hearthdb/floor"] = ratio(out["hearthdb"], out["floor"])
+    if peers:
+        out["ratio built-ins/hearthdb"] = ratio(out["pyinfra built-ins"], out["hearthdb"])
+        out["ratio ansible/hearthdb"] = ratio(out["ansible"], out["hearthdb"])
+    tools = [tool for tool, _ in runs]
+    seconds = [out[t] for t in tools]
+    labels = {"hearthdb": "hearthdb", "pyinfra built-ins": "pyinfra\nbuilt-ins"}
+    colors = {"floor": GREY, "hearthdb before": LIGHT_BLUE, "hearthdb": BLUE, "pyinfra built-ins": ORANGE}
+    title = f"Fresh converge, 10 AIs, one host\nhearthdb/floor {out['ratio hearthdb/floor']}{X}"
+    if before:
+        b = out.pop("hearthdb before")
+        out["before"] = {**before.describe(), "hearthdb": b, "ratio hearthdb/floor": ratio(b, out["floor"])}
+        out["after"] = {
+            **after.describe(),
+            "hearthdb": out["hearthdb"],
+            "ratio hearthdb/floor": out["ratio hearthdb/floor"],
+        }
+        out["ratio after/before"] = ratio(out["hearthdb"], b)
+        labels |= {"hearthdb before": f"hearthdb\nbefore {before.short()}", "hearthdb": f"hearthdb\n{after.short()}"}
+        title = (
+            f"Fresh converge, 10 AIs, one host; hearthdb after/before {out['ratio after/before']}{X}\n"
+            f"hearthdb/floor {out['before']['ratio hearthdb/floor']}{X} before, {out['ratio hearthdb/floor']}{X} after"
+        )
+    show(
+        "fresh converge, 10 AIs, seconds" + (f"; before = {before.short()}, after = {after.short()}" if before else ""),
+        ["tool", "seconds", "/floor"],
+        [[t, s, s / seconds[0]] for t, s in zip(tools, seconds, strict=True)],
+    )
     save(
         "converge",
         out,
-        lambda ax: bars(ax, tools, [out[t] for t in tools], "seconds", "Fresh converge, 10 AIs, one host"),
+        lambda ax: bars(
+            ax, [labels.get(t, t) for t in tools], seconds, "seconds", title, [colors.get(t, GREEN) for t in tools]
+        ),
     )
     return out
 
 
-def median(run: Any, *args: Any, times: int = 3) -> float:
-    return round(statistics.median(run(*args) for _ in range(times)), 2)
+def median(run: Callable[[], float], times: int = 3) -> float:
+    return round(statistics.median(run() for _ in range(times)), 2)
 
 
-def bench_noop() -> dict[str, Any]:
-    """No-op rerun and --dry on a converged host, 2/20/200 AIs; and whether each tool changes anything."""
+def noop_hearthdb(tree: Path, names: list[str]) -> dict[str, Any]:
+    """hearthdb from `tree` on a host that it converged itself: no-op rerun and --dry, medians of three each, and
+    whether a rerun reports any change."""
+    api.reset(HOST, layer="postgresql")
+    hearthdb([HOST], names, tree=tree)
+    row: dict[str, Any] = {
+        "hearthdb rerun": median(lambda: hearthdb([HOST], names, tree=tree)),
+        "hearthdb --dry": median(lambda: hearthdb([HOST], names, "--dry", tree=tree)),
+    }
+    _, err = pyinfra([HOST], {"ai_names": names}, "-y", tree=tree)
+    total = re.search(r"Grand total\s+(\d+)\s+(\S+)", err)
+    row["hearthdb changes on rerun"] = bool(total and total.group(2) != "-")
+    return row
+
+
+def noop_peers(names: list[str], hearthdb_rerun: float) -> dict[str, Any]:
+    """The floor (median of three), the built-ins and Ansible (each after an untimed run of its own) rerun on the
+    converged host, and their ratios to hearthdb's rerun."""
+    row: dict[str, Any] = {"floor rerun": median(lambda: floor(HOST, names))}
+    builtins(HOST, names)
+    row["built-ins rerun"] = round(builtins(HOST, names), 2)
+    ansible(HOST, names)
+    seconds, output = ansible_playbook(HOST, names)
+    row["ansible rerun"] = round(seconds, 2)
+    row["ansible changes on rerun"] = ansible_changes(output)
+    row["ratio ansible/hearthdb"] = ratio(row["ansible rerun"], hearthdb_rerun, 1)
+    row["ratio built-ins/hearthdb"] = ratio(row["built-ins rerun"], hearthdb_rerun, 1)
+    return row
+
+
+PEERS = [("floor rerun", "floor", GREY), ("built-ins rerun", "built-ins", ORANGE), ("ansible rerun", "ansible", GREEN)]
+
+
+def bench_noop(after: Tree, before: Tree | None = None, peers: bool = True, sizes: list[int] = SIZES) -> dict[str, Any]:
+    """No-op rerun and --dry on a converged host at each of `sizes` AIs, and whether each tool changes anything:
+    hearthdb from this tree, and with `before` from that tree too (each on a host it converged itself), the
+    floor, pyinfra's built-ins and Ansible unless not `peers`."""
     up()
-    out: dict[str, Any] = {}
-    for n in (2, 20, 200):
+    trees = [t for t in (before, after) if t]
+    tables: dict[str, dict[str, Any]] = {t.label: {} for t in trees}
+    for n in sizes:
         names = ais(n)
-        api.reset(HOST, layer="postgresql")
-        hearthdb([HOST], names)
-        row = {  # the median of three runs each
-            "hearthdb rerun": median(hearthdb, [HOST], names),
-            "hearthdb --dry": median(hearthdb, [HOST], names, "--dry"),
-            "floor rerun": median(floor, HOST, names),
+        for tree in trees:
+            row = noop_hearthdb(tree.path, names)
+            if peers and tree is after:
+                row |= noop_peers(names, row["hearthdb rerun"])
+            tables[tree.label][str(n)] = row
+    if len(sizes) > 1:
+        first, last = str(sizes[0]), str(sizes[-1])
+        for table in tables.values():
+            table[f"hearthdb {last}/{first}"] = ratio(table[last]["hearthdb rerun"], table[first]["hearthdb rerun"])
+    rows = {t.label: [tables[t.label][str(n)] for n in sizes] for t in trees}
+    peer_keys = [p for p in PEERS if peers and p[0] in rows["after"][0]]
+    series: list[tuple[str, list[float], str]] = []
+    if before:
+        out: dict[str, Any] = {
+            "before": {**before.describe(), **tables["before"]},
+            "after": {**after.describe(), **tables["after"]},
+            "ratio after/before": {
+                str(n): {k: ratio(a[f"hearthdb {k}"], b[f"hearthdb {k}"]) for k in ("rerun", "--dry")}
+                for n, b, a in zip(sizes, rows["before"], rows["after"], strict=True)
+            },
         }
-        _, err = pyinfra([HOST], {"ai_names": names}, "-y")
-        total = re.search(r"Grand total\s+(\d+)\s+(\S+)", err)
-        row["hearthdb changes on rerun"] = bool(total and total.group(2) != "-")
-        builtins(HOST, names)
-        row["built-ins rerun"] = round(builtins(HOST, names), 2)
-        ansible(HOST, names)
-        seconds, output = ansible_playbook(HOST, names)
-        row["ansible rerun"] = round(seconds, 2)
-        row["ansible changes on rerun"] = ansible_changes(output)
-        row["ratio ansible/hearthdb"] = round(row["ansible rerun"] / row["hearthdb rerun"], 1)
-        row["ratio built-ins/hearthdb"] = round(row["built-ins rerun"] / row["hearthdb rerun"], 1)
-        out[str(n)] = row
-    out["hearthdb 200/2"] = round(out["200"]["hearthdb rerun"] / out["2"]["hearthdb rerun"], 2)
-
-    def plot(ax: Any) -> None:
-        xs = [2, 20, 200]
-        for key in ("hearthdb rerun", "hearthdb --dry", "floor rerun", "built-ins rerun", "ansible rerun"):
-            ax.plot(xs, [out[str(x)][key] for x in xs], marker="o", label=key)
-        ax.set_xscale("log")
-        ax.set_xlabel("AIs")
-        ax.set_ylabel("seconds")
-        ax.set_title("No-op rerun on a converged host")
-        ax.legend()
-
-    save("noop", out, plot)
+        quotients = out["ratio after/before"].values()
+        header = ["AIs", f"rerun {before.short()}", f"rerun {after.short()}", "after/before"]
+        header += [f"--dry {before.short()}", f"--dry {after.short()}", "after/before"]
+        table_rows = [
+            [
+                n,
+                b["hearthdb rerun"],
+                a["hearthdb rerun"],
+                q["rerun"],
+                b["hearthdb --dry"],
+                a["hearthdb --dry"],
+                q["--dry"],
+            ]
+            for n, b, a, q in zip(sizes, rows["before"], rows["after"], quotients, strict=True)
+        ]
+        series += [
+            (f"hearthdb rerun, before {before.short()}", [b["hearthdb rerun"] for b in rows["before"]], LIGHT_BLUE),
+            (f"hearthdb rerun, {after.short()}", [a["hearthdb rerun"] for a in rows["after"]], BLUE),
+            (f"--dry, before {before.short()}", [b["hearthdb --dry"] for b in rows["before"]], LIGHT_PURPLE),
+            (f"--dry, {after.short()}", [a["hearthdb --dry"] for a in rows["after"]], PURPLE),
+        ]
+        title = "No-op rerun on a converged host, medians of three\nhearthdb rerun after/before: " + " / ".join(
+            f"{q['rerun']}{X}" for q in quotients
+        )
+        title += " at " + " / ".join(map(str, sizes)) + " AIs"
+    else:
+        out = tables["after"]
+        header = ["AIs", "rerun", "--dry"]
+        table_rows = [[n, a["hearthdb rerun"], a["hearthdb --dry"]] for n, a in zip(sizes, rows["after"], strict=True)]
+        series += [
+            ("hearthdb rerun", [a["hearthdb rerun"] for a in rows["after"]], BLUE),
+            ("hearthdb --dry", [a["hearthdb --dry"] for a in rows["after"]], PURPLE),
+        ]
+        title = "No-op rerun on a converged host, medians of three"
+    header += [name for _, name, _ in peer_keys]
+    for table_row, a in zip(table_rows, rows["after"], strict=True):
+        table_row += [a[key] for key, _, _ in peer_keys]
+    series += [(name, [a[key] for a in rows["after"]], color) for key, name, color in peer_keys]
+    description = f"; before = {before.short()} {before.subject!r}, after = {after.short()}" if before else ""
+    show(f"no-op rerun and --dry, seconds (medians of three){description}", header, table_rows)
+    save(
+        "noop",
+        out,
+        lambda ax: grouped(ax, [f"{n} AIs" for n in sizes], series, "seconds", title),
+        size=(10, 4.5),
+    )
     return out
 
 
-def bench_fleet() -> dict[str, Any]:
-    api.up(5)
-    names = ais(10)
-    out = {}
-    for hosts in (["hdb1"], [f"hdb{i}" for i in range(1, 6)]):
-        for h in hosts:
-            api.reset(h, layer="postgresql")
-        out[f"{len(hosts)} host(s)"] = round(hearthdb(hosts, names), 2)
-    out["ratio 5/1"] = round(out["5 host(s)"] / out["1 host(s)"], 2)
-    keys = ["1 host(s)", "5 host(s)"]
-    save("fleet", out, lambda ax: bars(ax, keys, [out[k] for k in keys], "seconds", "Fresh converge, 10 AIs each"))
+def bench_fleet(hosts: list[str]) -> dict[str, Any]:
+    """Fresh converge, 10 AIs each, of hosts on the postgresql layer: hearthdb on the first host alone and on all
+    of them at once, beside the floor script on the same hosts the same way (concurrently, one SSH session each),
+    so that both pay the same CPU contention. Each host is reset before each run."""
+    if len(hosts) < 2:
+        raise SystemExit("fleet needs at least 2 hosts")
+    api.up(max(host_index(h) for h in hosts))
+    names, n = ais(10), len(hosts)
+    out: dict[str, Any] = {"hosts": hosts}
+    for group in (hosts[:1], hosts):
+        for key, run in ((f"floor {len(group)} host(s)", floor_fleet), (f"{len(group)} host(s)", hearthdb)):
+            for h in group:
+                api.reset(h, layer="postgresql")
+            out[key] = round(run(group, names), 2)
+    out[f"ratio {n}/1"] = ratio(out[f"{n} host(s)"], out["1 host(s)"])
+    out[f"ratio floor {n}/1"] = ratio(out[f"floor {n} host(s)"], out["floor 1 host(s)"])
+    out["ratio hearthdb/floor, 1 host(s)"] = ratio(out["1 host(s)"], out["floor 1 host(s)"])
+    out[f"ratio hearthdb/floor, {n} host(s)"] = ratio(out[f"{n} host(s)"], out[f"floor {n} host(s)"])
+    show(
+        f"fresh converge, 10 AIs each, seconds; hosts {' '.join(hosts)}",
+        ["hosts", "hearthdb", "floor", "hearthdb/floor"],
+        [
+            [k, out[f"{k} host(s)"], out[f"floor {k} host(s)"], out[f"ratio hearthdb/floor, {k} host(s)"]]
+            for k in (1, n)
+        ],
+    )
+    series = [
+        ("hearthdb", [out["1 host(s)"], out[f"{n} host(s)"]], BLUE),
+        ("floor", [out["floor 1 host(s)"], out[f"floor {n} host(s)"]], GREY),
+    ]
+    title = (
+        f"Fresh converge, 10 AIs each (postgresql layer); {n}/1 hosts: hearthdb {out[f'ratio {n}/1']}{X}, "
+        f"floor {out[f'ratio floor {n}/1']}{X}\nhearthdb/floor {out['ratio hearthdb/floor, 1 host(s)']}{X} on 1 host, "
+        f"{out[f'ratio hearthdb/floor, {n} host(s)']}{X} on {n} at once (goal ≤ 1.15{X})"
+    )
+    save(
+        "fleet", out, lambda ax: grouped(ax, ["1 host", f"{n} hosts at once"], series, "seconds", title), size=(8, 4.5)
+    )
     return out
 
 
@@ -433,21 +702,55 @@ SELECT json_object_agg(op, p95) FROM (SELECT op, percentile_cont(0.95) WITHIN GR
     return out
 
 
-BENCHES = {
-    "converge": bench_converge,
-    "noop": bench_noop,
-    "fleet": bench_fleet,
-    "vector": bench_vector,
-    "memory": bench_memory,
+BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "converge": lambda o: bench_converge(o.after, o.before, not o.no_peers),
+    "noop": lambda o: bench_noop(o.after, o.before, not o.no_peers, o.sizes),
+    "fleet": lambda o: bench_fleet(o.hosts),
+    "vector": lambda o: bench_vector(),
+    "memory": lambda o: bench_memory(),
 }
+BEFORE_AFTER = ("converge", "noop")
+
+
+def sizes_arg(text: str) -> list[int]:
+    try:
+        sizes = sorted({int(s) for s in text.split(",")})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of AI counts: {text!r}") from None
+    if sizes[0] < 1:
+        raise argparse.ArgumentTypeError("AI counts start at 1")
+    return sizes
+
+
+def hosts_arg(text: str) -> list[str]:
+    hosts = text.replace(",", " ").split()
+    try:
+        for h in hosts:
+            host_index(h)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return hosts
 
 
 def main() -> None:
-    chosen = sys.argv[1:] or ["all"]
-    names = list(BENCHES) if chosen == ["all"] else chosen
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("benches", nargs="*", metavar="BENCH", help=f"{', '.join(BENCHES)} or all (the default)")
+    parser.add_argument("--before", metavar="REV", help="converge, noop: also run hearthdb at git revision REV")
+    parser.add_argument("--no-peers", action="store_true", help="converge: no built-ins, Ansible; noop: no floor too")
+    parser.add_argument("--sizes", type=sizes_arg, default=SIZES, help="noop: AI counts, comma-separated (2,20,200)")
+    parser.add_argument("--hosts", type=hosts_arg, default=FLEET, help=f"fleet: its hosts ({','.join(FLEET)})")
+    opts = parser.parse_args()
+    names = opts.benches if opts.benches not in ([], ["all"]) else list(BENCHES)
+    if unknown := [n for n in names if n not in BENCHES]:
+        parser.error(f"unknown benchmark {', '.join(unknown)} (choose from {', '.join(BENCHES)}, all)")
+    if opts.before and not set(BEFORE_AFTER) & set(names):
+        parser.error(f"--before applies to {' and '.join(BEFORE_AFTER)} only")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))  # atexit then removes WORK
+    opts.after = this_tree()
+    opts.before = worktree(opts.before) if opts.before else None
     for name in names:
         print(f"== {name}", flush=True)
-        print(json.dumps(BENCHES[name](), indent=2), flush=True)
+        print(json.dumps(BENCHES[name](opts), indent=2), flush=True)
 
 
 if __name__ == "__main__":
