@@ -116,3 +116,23 @@ def test_targets_parse() -> None:
     assert parse_targets(None) == {}
     with pytest.raises(ConfigError, match="not BUNDLE:VERSION"):
         parse_targets("hm=0")
+
+
+def test_ledger_belongs_to_the_owner_and_is_given_back() -> None:
+    """The owner dumps and restores its whole database: the ledger is created as the owner's, and one
+    found with another owner (an older hearthdb, or by hand) is given back without touching its rows."""
+    two = {"b": []}
+    assert plan_migrations(SPEC, two, [], {}, {}, "me", ["logos", "logos"]) == []
+    fix = plan_migrations(SPEC, two, [], {}, {}, "me", ["postgres", "logos"])
+    assert [s.sql for s in fix] == [
+        '\\connect "logos_db"',
+        'ALTER SCHEMA "hearthdb" OWNER TO "logos"',
+        'ALTER TABLE "hearthdb"."schema_migrations" OWNER TO "logos"',
+    ]
+    assert plan_migrations(SPEC, two, None, {}, {}, "me", None) == []  # no ledger yet: nothing to give
+
+
+def test_new_ledger_is_created_as_the_owners(two: dict) -> None:
+    plan = plan_migrations(SPEC, two, None, {}, {"embedding_dim": "1536"}, "me@here")
+    ledger = next(s.sql for s in plan if "CREATE SCHEMA" in s.sql)
+    assert 'AUTHORIZATION "logos"' in ledger and 'ALTER TABLE hearthdb.schema_migrations OWNER TO "logos"' in ledger

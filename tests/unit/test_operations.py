@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Iterator
 
 import pytest
+from pyinfra.api.state import StateStage
 
 from operations import conffiles, objects, server
 from operations.conffiles import FileDigests
@@ -13,7 +16,7 @@ from operations.errors import ClusterMismatch
 from operations.facts import DebPackageStatus, PgClusters, PgState
 from operations.psql import SqlCommand
 
-from .fakehost import FakeHost, run_op, using
+from .fakehost import FakeHost, FakeState, run_op, using
 
 WHERE = {"version": 17, "cluster": "main", "port": 5432}
 ONLINE = {
@@ -133,3 +136,41 @@ def test_managed_files_share_one_digest_reading_and_only_the_differing_one_is_wr
     assert [name for name, _ in host.fact_calls] == ["FileDigests"]
     assert len(cmds) == 1 and "mkdir -p /etc/y" in str(cmds[0])
     assert cmds[0].connector_arguments["_stdin"] == content
+
+
+def test_alter_system_overrides_of_managed_parameters_are_reset_and_reloaded() -> None:
+    facts = {PgState: {"server": {**SERVER, "alter_system": ["work_mem", "wal_level"]}}}
+    cmds, _ = run_op(conffiles.system_overrides, facts, managed=["work_mem", "shared_buffers"], **WHERE)
+    assert len(cmds) == 1
+    assert (
+        cmds[0].connector_arguments["_stdin"] == 'ALTER SYSTEM RESET "work_mem";\n'
+    )  # wal_level is not hearthdb's: left alone
+    assert "pg_reload_conf()" in str(cmds[0]) and "pending_restart" in str(cmds[0])
+    cmds, host = run_op(conffiles.system_overrides, facts, managed=["shared_buffers"], **WHERE)
+    assert cmds == [] and host.noops == ["no managed parameter is overridden by ALTER SYSTEM"]
+
+
+def test_objects_of_a_stopped_cluster_are_not_guessed_while_detecting_changes() -> None:
+    """In `--dry` a stopped cluster cannot be read: the operation says so instead of planning every
+    role anew; while the run executes (after `running` started it) it fails clearly."""
+    facts = {PgState: {}, PgClusters: {"17/main": {**ONLINE["17/main"], "online": False}}}
+    host = FakeHost(facts)
+    with using(host), _stage_prepare():
+        cmds = list(objects.roles._inner(desired={"logos": RoleSpec("logos")}, **WHERE))
+    assert cmds == [] and host.noops == ["roles: the cluster is stopped"]
+    cmds, _ = run_op(objects.roles, facts, desired={"logos": RoleSpec("logos")}, **WHERE)
+    assert "is not running" in str(cmds[0])
+    # a new host (no cluster at all yet): everything is planned from nothing
+    with using(FakeHost({PgState: {}, PgClusters: {}})), _stage_prepare():
+        cmds = list(objects.roles._inner(desired={"logos": RoleSpec("logos")}, **WHERE))
+    assert 'CREATE ROLE "logos"' in cmds[0].shown
+
+
+@contextlib.contextmanager
+def _stage_prepare() -> Iterator[None]:
+    old = (FakeState.current_stage, FakeState.is_executing)
+    FakeState.current_stage, FakeState.is_executing = StateStage.Prepare, False
+    try:
+        yield
+    finally:
+        FakeState.current_stage, FakeState.is_executing = old

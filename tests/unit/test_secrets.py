@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pyinfra.api import HiddenValue
 
 from operations.config import parse_config
 from operations.errors import ConfigError
-from operations.secrets import env_name, resolve_passwords
+from operations.secrets import complete_passwords, env_name, resolve_passwords
 
 
 @pytest.fixture
@@ -74,3 +75,20 @@ def test_readable_secrets_file_refused(secrets_file: Path) -> None:
 def test_nologin_role_gets_no_password(secrets_file: Path) -> None:
     cfg = parse_config({"roles": {"readers": {"login": False}}})
     assert "readers" not in resolve_passwords(cfg)
+
+
+def test_deploy_functions_resolve_passwords_not_passed(secrets_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """converge(cfg) with no passwords (a user's own deploy) gets them as group_data/all.py would."""
+    cfg = parse_config({})
+    stored = resolve_passwords(cfg)
+    monkeypatch.setenv("HEARTHDB_PASSWORD_LOGOS", "from-the-environment-2")
+    got = complete_passwords(cfg, None)
+    assert got["logos"].unmask() == "from-the-environment-2"
+    assert got["aletheia"].unmask() == stored["aletheia"].unmask()
+    given = {"aletheia": HiddenValue("passed-by-the-caller-1")}
+    assert complete_passwords(cfg, given)["aletheia"].unmask() == "passed-by-the-caller-1"
+
+
+def test_no_password_source_is_an_error_naming_the_role(secrets_file: Path) -> None:
+    with pytest.raises(ConfigError, match=r"roles\.hearthminds\.password: none given"):
+        complete_passwords(parse_config({"generate_passwords": False}), {})
