@@ -13,7 +13,7 @@ from pyinfra.api import FactBase, StringCommand, operation
 
 from .facts import forget_visit, pg_state, stage_reading
 from .objects import show_plan
-from .psql import stmt
+from .statements import stmt
 
 # How the server checks a file before it goes live. Settings: `postgres -C` parses the whole
 # configuration as a starting server would (every value, restart-context ones included) and exits 1

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-from pyinfra.api import HiddenValue
+from typing import TYPE_CHECKING
 
 from .config import (
     Database,
@@ -15,6 +14,9 @@ from .config import (
     ai_database,
     declared_role_names,
 )
+
+if TYPE_CHECKING:  # only a type here: the desired state stays free of pyinfra
+    from pyinfra.api import HiddenValue
 
 
 def setting_text(value: Scalar) -> str:

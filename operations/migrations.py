@@ -22,7 +22,7 @@ from psycopg import sql
 from .desired import DatabaseSpec
 from .errors import ConfigError, PlanError
 from .paths import SCHEMA
-from .psql import Stmt, connect, stmt
+from .statements import Stmt, connect, stmt
 
 NO_TRANSACTION = "-- hearthdb: no-transaction"
 FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.(up|down)\.sql$")

@@ -16,8 +16,9 @@ from .desired import DatabaseSpec, RoleSpec
 from .facts import forget_visit, pg_clusters, pg_state
 from .migrations import load_bundle, plan_migrations
 from .plan import plan_databases, plan_extensions, plan_role_drops, plan_roles
-from .psql import SqlCommand, Stmt
+from .psql import SqlCommand
 from .scram import prewarm
+from .statements import Stmt
 
 
 def show_plan(what: str, lines: list[str]) -> None:

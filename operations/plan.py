@@ -11,8 +11,8 @@ from psycopg import sql
 
 from .desired import DatabaseSpec, RoleSpec
 from .errors import PlanError
-from .psql import Stmt, connect, stmt
 from .scram import matches, verifier
+from .statements import Stmt, connect, stmt
 
 ROLE_FLAGS = ("login", "superuser", "createdb", "createrole", "replication", "bypassrls")
 # Run before a statement that carries a verifier, in the same session: keep it out of the server log,

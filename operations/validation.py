@@ -21,7 +21,7 @@ from .desired import DatabaseSpec, RoleSpec
 from .errors import PlanError
 from .migrations import Migration, plan_migrations
 from .plan import plan_databases, plan_extensions, plan_roles
-from .psql import Stmt
+from .statements import Stmt
 
 
 @dataclass(frozen=True)
