@@ -29,7 +29,7 @@ FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.(up|down)\.sql$")
 LOCK_KEY = 0x6865617274  # "heart": per database, advisory locks do not cross databases
 # The ledger belongs to the database's owner, like everything its migrations create, so that the owner
 # can dump and restore the whole database with pg_dump / pg_restore (ledger included, no superuser).
-LEDGER = """CREATE SCHEMA IF NOT EXISTS hearthdb AUTHORIZATION {owner};
+LEDGER = """CREATE SCHEMA IF NOT EXISTS hearthdb;
 REVOKE ALL ON SCHEMA hearthdb FROM PUBLIC;
 CREATE TABLE IF NOT EXISTS hearthdb.schema_migrations (
     bundle     text        NOT NULL,
@@ -40,9 +40,15 @@ CREATE TABLE IF NOT EXISTS hearthdb.schema_migrations (
     duration   interval    NOT NULL,
     applied_by text        NOT NULL,
     PRIMARY KEY (bundle, version)
-);
-ALTER SCHEMA hearthdb OWNER TO {owner};
-ALTER TABLE hearthdb.schema_migrations OWNER TO {owner};"""
+);"""
+
+
+def _ledger_to(owner: str) -> list[Stmt]:
+    """The ledger given to the database's owner (a new one, or one found with another owner)."""
+    return [
+        stmt("ALTER SCHEMA {} OWNER TO {}", "hearthdb", owner),
+        stmt("ALTER TABLE {}.{} OWNER TO {}", "hearthdb", "schema_migrations", owner),
+    ]
 
 
 @dataclass(frozen=True)
@@ -183,19 +189,15 @@ def plan_migrations(
         for m in reversed(migrations):
             if m.version > target and (bundle, m.version) in applied:
                 work += _revert(m, spec.owner)
-    owner_sql = sql.Identifier(spec.owner).as_string(None)
     if not work:
         if ledger is None or ledger_owner is None or set(ledger_owner) == {spec.owner}:
             return []
-        return [
-            connect(spec.name),
-            stmt("ALTER SCHEMA {} OWNER TO {}", "hearthdb", spec.owner),
-            stmt("ALTER TABLE {}.{} OWNER TO {}", "hearthdb", "schema_migrations", spec.owner),
-        ]
+        return [connect(spec.name), *_ledger_to(spec.owner)]
     setup = [
         connect(spec.name),
         Stmt(f"SELECT pg_advisory_lock({LOCK_KEY})", shown="", change=False),
-        Stmt(LEDGER.format(owner=owner_sql), shown="", raw=True, change=False),
+        Stmt(LEDGER, shown="", raw=True, change=False),
+        *(Stmt(s.sql, shown="", change=False) for s in _ledger_to(spec.owner)),
         *(Stmt(f"\\set {k} {v}", shown="", change=False) for k, v in sorted(variables.items())),
     ]
     return [*setup, *work, Stmt(f"SELECT pg_advisory_unlock({LOCK_KEY})", shown="", change=False)]

@@ -134,5 +134,9 @@ def test_ledger_belongs_to_the_owner_and_is_given_back() -> None:
 
 def test_new_ledger_is_created_as_the_owners(two: dict) -> None:
     plan = plan_migrations(SPEC, two, None, {}, {"embedding_dim": "1536"}, "me@here")
-    ledger = next(s.sql for s in plan if "CREATE SCHEMA" in s.sql)
-    assert 'AUTHORIZATION "logos"' in ledger and 'ALTER TABLE hearthdb.schema_migrations OWNER TO "logos"' in ledger
+    sqls = [s.sql for s in plan]
+    created = next(i for i, q in enumerate(sqls) if "CREATE TABLE IF NOT EXISTS hearthdb.schema_migrations" in q)
+    assert sqls[created + 1 : created + 3] == [
+        'ALTER SCHEMA "hearthdb" OWNER TO "logos"',
+        'ALTER TABLE "hearthdb"."schema_migrations" OWNER TO "logos"',
+    ]
