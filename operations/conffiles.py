@@ -11,9 +11,9 @@ import shlex
 from pyinfra import host
 from pyinfra.api import FactBase, StringCommand, operation
 
-from .facts import forget_visit, pg_state, stage_reading
-from .objects import show_plan
-from .statements import stmt
+from .facts import PgClusters
+from .report import show_plan
+from .target import Cluster
 
 # How the server checks a file before it goes live. Settings: `postgres -C` parses the whole
 # configuration as a starting server would (every value, restart-context ones included) and exits 1
@@ -46,21 +46,18 @@ class FileDigests(FactBase):
         return out
 
 
-def digest_of(path: str, managed: list[str] | None) -> str | None:
-    """The sha256 of `path` on the host, read together with the other `managed` paths (one command
-    for all of a deploy's files, shared by its file operations per host and stage)."""
-    paths = list(managed or [path])
-    return stage_reading(f"digests {paths}", lambda: host.get_fact(FileDigests, paths=paths)).get(path)
+def digest_of(path: str) -> str | None:
+    """The sha256 of `path` on the host, read now."""
+    return host.get_fact(FileDigests, paths=[path]).get(path)
 
 
-def install_script(path: str, kind: str, version: int, cluster: str, port: int) -> str:
+def install_script(path: str, kind: str, target: Cluster, data_directory: str) -> str:
     """Shell script (run as root) that installs stdin as `path`, or puts the old file back."""
-    v, c = int(version), shlex.quote(cluster)
-    psql = f"runuser -u postgres -- psql -X -q -A -t -p {int(port)} -d postgres -c"
+    psql = f"runuser -u postgres -- psql -X -q -A -t -p {int(target.port)} -d postgres -c"
     if kind == "settings":
         check = (
-            f"out=$(runuser -u postgres -- /usr/lib/postgresql/{v}/bin/postgres -D /var/lib/postgresql/{v}/{c} "
-            f"-c config_file=/etc/postgresql/{v}/{c}/postgresql.conf -C server_version_num 2>&1 >/dev/null) "
+            f"out=$(runuser -u postgres -- {target.bindir}/postgres -D {shlex.quote(data_directory)} "
+            f"-c config_file={shlex.quote(target.postgresql_conf)} -C server_version_num 2>&1 >/dev/null) "
             "|| {{ err=$(printf '%s\\n' \"$out\" | grep -v FATAL | sed 's/^.*LOG: *//' | tr '\\n' ' '); "
             '[ -n "$err" ] || err="postgres -C failed: $out"; }}'.replace("{{", "{").replace("}}", "}")
         )
@@ -83,73 +80,42 @@ if [ -n "$err" ]; then
 fi
 rm -f "$f.hearthdb-prev"
 # a stopped cluster reads the file when it starts
-pg_lsclusters -h {v} {c} | grep -q online || exit 0
-{reload_script(version, cluster, port)}"""
+pg_lsclusters -h {target.shell_args} | grep -q online || exit 0
+{reload_script(target)}"""
 
 
-def reload_script(version: int, cluster: str, port: int) -> str:
+def reload_script(target: Cluster) -> str:
     """Shell lines (run as root) that reload the running cluster, wait until it has, and restart it only
     when a changed parameter needs a restart (`pg_settings.pending_restart`)."""
-    v, c = int(version), shlex.quote(cluster)
-    psql = f"runuser -u postgres -- psql -X -q -A -t -p {int(port)} -d postgres -c"
+    psql = f"runuser -u postgres -- psql -X -q -A -t -p {int(target.port)} -d postgres -c"
     return f"""before=$({psql} 'SELECT pg_conf_load_time()')
 {psql} 'SELECT pg_reload_conf()' >/dev/null
 i=0
 while [ $i -lt 100 ] && [ "$({psql} 'SELECT pg_conf_load_time()')" = "$before" ]; do i=$((i+1)); sleep 0.05; done
 pending=$({psql} "SELECT string_agg(name, ', ') FROM pg_settings WHERE pending_restart")
 if [ -n "$pending" ]; then
-  echo "hearthdb: restarting {v}/{c} for $pending" >&2
-  pg_ctlcluster {v} {c} restart
+  echo "hearthdb: restarting {target.key} for $pending" >&2
+  pg_ctlcluster {target.shell_args} restart
 fi"""
 
 
 @operation()
-def system_overrides(managed: list[str], version: int, cluster: str, port: int):
-    """
-    Take back what `ALTER SYSTEM` (postgresql.auto.conf, read after conf.d) set for parameters
-    hearthdb manages: `ALTER SYSTEM RESET` each, then reload (restart only if one needs it).
-    Parameters hearthdb does not manage are left as they are.
-
-    + managed: the parameters hearthdb's conf.d file sets
-    + version, cluster, port: the running cluster
-    """
-    server = pg_state(version, cluster, port).get("server") or {}
-    overridden = sorted(set(server.get("alter_system") or []) & set(managed))
-    if not overridden:
-        host.noop("no managed parameter is overridden by ALTER SYSTEM")
-        return
-    resets = [stmt("ALTER SYSTEM RESET {}", name) for name in overridden]
-    show_plan("settings overridden by ALTER SYSTEM", [s.sql for s in resets])
-    forget_visit()
-    # one statement per line: ALTER SYSTEM cannot run inside the implicit transaction of `psql -c "a; b"`
-    script = "\n".join(s.script for s in resets)
-    yield StringCommand(
-        f"set -eu\nrunuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p {int(port)} -d postgres\n"
-        + reload_script(version, cluster, port),
-        _stdin=script + "\n",
-    )
-
-
-@operation()
-def config_file(
-    path: str, content: str, kind: str, version: int, cluster: str, port: int, managed: list[str] | None = None
-):
+def config_file(content: str, kind: str, target: Cluster):
     """
     Install a PostgreSQL configuration file the server validates first.
 
-    + path: the file (a conf.d file for settings, the cluster's pg_hba.conf for hba)
     + content: the rendered file
-    + kind: "settings" or "hba" (which server view validates it)
-    + version, cluster, port: the running cluster that checks, reloads or restarts
-    + managed: all the files the deploy manages (their digests are read in one command)
+    + kind: "settings" (the cluster's conf.d file) or "hba" (its pg_hba.conf): also how it is checked
+    + target: the cluster that checks, reloads or restarts
     """
+    path = target.conf_d_file if kind == "settings" else target.hba_file
     digest = hashlib.sha256(content.encode()).hexdigest()
-    if digest_of(path, managed) == digest:
+    if digest_of(path) == digest:
         host.noop(f"{path} is as declared")
         return
     show_plan(f"{kind}: write {path}", content.rstrip("\n").splitlines())
-    forget_visit()  # the file, and what the server reports after a reload or restart
-    yield StringCommand(install_script(path, kind, version, cluster, port), _stdin=content)
+    data_directory = (host.get_fact(PgClusters).get(target.key) or {}).get("data_directory", target.data_directory)
+    yield StringCommand(install_script(path, kind, target, data_directory), _stdin=content)
 
 
 @operation()
@@ -159,7 +125,6 @@ def installed_file(
     owner: str = "postgres",
     mode: str = "600",
     secret: bool = True,
-    managed: list[str] | None = None,
 ):
     """
     Install a file (and its directory), sent on stdin, written only when its digest differs. A
@@ -170,17 +135,15 @@ def installed_file(
     + owner: owning user (and group)
     + mode: octal file mode
     + secret: whether `--dry` may show the content
-    + managed: all the files the deploy manages (their digests are read in one command)
     """
     digest = hashlib.sha256(content.encode()).hexdigest()
-    if digest_of(path, managed) == digest:
+    if digest_of(path) == digest:
         host.noop(f"{path} is as declared")
         return
     if not re.fullmatch(r"[0-7]{3,4}", mode) or not re.fullmatch(r"[a-z_][a-z0-9_-]*", owner):
         raise ValueError(f"installed_file: bad mode {mode!r} or owner {owner!r}")
     shown = [f"({len(content)} bytes, mode {mode}, owner {owner}; content not shown)"]
     show_plan(f"write {path}", shown if secret else content.rstrip("\n").splitlines())
-    forget_visit()
     p, d = shlex.quote(path), shlex.quote(path.rsplit("/", 1)[0] or "/")
     yield StringCommand(
         f"set -eu; (umask 022; mkdir -p {d}); umask 077; cat > {p}.hearthdb-new; "

@@ -193,13 +193,18 @@ def check_settings(settings: dict[str, Scalar]) -> None:
             raise ValueError(f"settings.{key}: {e}") from None
 
 
+def _attribute(default: bool, column: str) -> Any:
+    """A role attribute: a flag of CREATE / ALTER ROLE, read from `pg_authid.<column>`."""
+    return Field(default, json_schema_extra={"catalog": column})
+
+
 class Role(Strict):
-    login: bool = True
-    superuser: bool = False
-    createdb: bool = False
-    createrole: bool = False
-    replication: bool = False
-    bypassrls: bool = False
+    login: bool = _attribute(True, "rolcanlogin")
+    superuser: bool = _attribute(False, "rolsuper")
+    createdb: bool = _attribute(False, "rolcreatedb")
+    createrole: bool = _attribute(False, "rolcreaterole")
+    replication: bool = _attribute(False, "rolreplication")
+    bypassrls: bool = _attribute(False, "rolbypassrls")
     connection_limit: Annotated[int, Field(ge=-1, le=10000)] = -1
     settings: dict[str, SettingValue] = Field(default_factory=dict)
     member_of: list[str] = Field(default_factory=list)
@@ -210,6 +215,14 @@ class Role(Strict):
     def _check(self) -> Role:
         check_settings(self.settings)
         return self
+
+
+# Role attributes (the flags of CREATE ROLE) -> their pg_authid column: each field declared with one.
+ROLE_ATTRIBUTES: dict[str, str] = {
+    name: f.json_schema_extra["catalog"]  # type: ignore[index]
+    for name, f in Role.model_fields.items()
+    if isinstance(f.json_schema_extra, dict) and "catalog" in f.json_schema_extra
+}
 
 
 BUNDLE_RE = r"^[a-z0-9_]{1,32}$"

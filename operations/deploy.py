@@ -10,43 +10,21 @@ import socket
 from pyinfra import host
 from pyinfra.api import HiddenValue, deploy
 
-from . import conffiles, hooks, objects, reset, server
-from .catalog import packages_for
+from . import conffiles, lock, objects, postdeploy, reset, server, status
 from .config import HearthConfig, ai_database
-from .desired import DatabaseSpec, desired_databases, desired_roles
+from .desired import derived_settings, desired_databases, desired_roles, package_names, template1
 from .facts import HostResources
-from .migrations import parse_targets
+from .migrations import load_bundle, parse_targets
 from .paths import TEMPLATES
+from .plan import ClusterDesired
 from .render import effective_settings, hba_content, settings_content
 from .secrets import complete_passwords
-from .sizing import Resources, derive
+from .target import CREATECLUSTER_CONF, Cluster
 from .tls import server_files
 
 
-def package_names(cfg: HearthConfig, databases: dict[str, DatabaseSpec]) -> list[str]:
-    v = cfg.cluster.version
-    names = {e.name for db in databases.values() for e in db.extensions} | {e.name for e in cfg.template1_extensions}
-    return ["postgresql-common", f"postgresql-{v}", *packages_for(v, names, cfg.extra_extensions)]
-
-
-def with_template1(cfg: HearthConfig, dbs: dict[str, DatabaseSpec]) -> dict[str, DatabaseSpec]:
-    """Extensions declared for template1 (so databases that applications create get them too)."""
-    if not cfg.template1_extensions:
-        return dbs
-    t1 = DatabaseSpec(
-        "template1", "postgres", cfg.cluster.encoding, cfg.cluster.locale, tuple(cfg.template1_extensions)
-    )
-    return {**dbs, "template1": t1}
-
-
-def derived_settings(cfg: HearthConfig) -> dict:
-    """Settings sized from the host's resources (one fact), unless sizing is off."""
-    if not cfg.sizing.enabled:
-        return {}
-    res = host.get_fact(HostResources)
-    if not res.get("memory"):
-        return {}
-    return derive(Resources(**res), cfg.sizing.max_connections)
+def target_of(cfg: HearthConfig) -> Cluster:
+    return Cluster(cfg.cluster.version, cfg.cluster.name, cfg.cluster.port)
 
 
 @deploy("hearthdb")
@@ -57,36 +35,36 @@ def converge(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
     (HEARTHDB_PASSWORD_<ROLE>, then the secrets file). `migrate_to` is `"hm:0,pp:1"` as in `--data`.
     Everything is computed and checked before the first operation, so bad input touches no host."""
     c = cfg.cluster
-    etc = f"/etc/postgresql/{c.version}/{c.name}"
+    target = target_of(cfg)
     dbs = desired_databases(cfg)
     roles = desired_roles(cfg, complete_passwords(cfg, passwords))
-    targets = parse_targets(migrate_to)
-    where = {"version": c.version, "cluster": c.name, "port": c.port}
-    tls = [f"{etc}/hearthdb-server.crt", f"{etc}/hearthdb-server.key"] if cfg.tls.enabled else []
-    # every file the deploy writes: their digests are read in one command
-    managed = [
-        "/etc/postgresql-common/createcluster.d/50-hearthdb.conf",
-        *tls,
-        f"{etc}/conf.d/50-hearthdb.conf",
-        f"{etc}/pg_hba.conf",
-    ]
+    bundles = {b: load_bundle(b) for b in sorted({b for d in dbs.values() for b in d.bundles})}
+    derived = derived_settings(cfg, host.get_fact(HostResources) if cfg.sizing.enabled else {})
+    inside = ClusterDesired(
+        roles=roles,
+        databases=dbs,
+        template1=template1(cfg),
+        bundles=bundles,
+        targets=parse_targets(migrate_to),
+        variables={"embedding_dim": str(cfg.schema_.embedding_dim)},
+        applied_by=f"{getpass.getuser()}@{socket.gethostname()}",
+        allow_drop=cfg.allow_drop,
+        managed_settings=tuple(effective_settings(cfg, dbs, derived)),
+    )
 
-    hooks.take_lock(name="deploy lock")
+    lock.take_lock(name="deploy lock")
     conffiles.installed_file(
         name="no automatic cluster on package install",
-        path=managed[0],
+        path=CREATECLUSTER_CONF,
         content=(TEMPLATES / "createcluster.conf.j2").read_text(),
         owner="root",
         mode="644",
         secret=False,
-        managed=managed,
     )
     server.packages(name="PostgreSQL packages", names=package_names(cfg, dbs))
     server.cluster(
-        name=f"cluster {c.version}/{c.name}",
-        version=c.version,
-        cluster_name=c.name,
-        port=c.port,
+        name=f"cluster {target.key}",
+        target=target,
         locale=c.locale,
         encoding=c.encoding,
         data_checksums=c.data_checksums,
@@ -96,49 +74,23 @@ def converge(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
         names += [a for a in c.listen_addresses if a not in ("*", "localhost", "::", "0.0.0.0")]
         crt, key = server_files(cfg.tls, host.name, names)
         conffiles.installed_file(
-            name="TLS certificate", path=tls[0], content=crt.decode(), mode="644", secret=False, managed=managed
+            name="TLS certificate", path=target.tls_cert, content=crt.decode(), mode="644", secret=False
         )
-        conffiles.installed_file(name="TLS key", path=tls[1], content=key.decode(), mode="600", managed=managed)
-    derived = derived_settings(cfg)
-    conffiles.config_file(
-        name="settings",
-        path=f"{etc}/conf.d/50-hearthdb.conf",
-        content=settings_content(cfg, dbs, derived),
-        kind="settings",
-        managed=managed,
-        **where,
-    )
-    server.running(name=f"cluster {c.version}/{c.name} running", version=c.version, cluster_name=c.name)
-    conffiles.system_overrides(
-        name="settings overridden by ALTER SYSTEM", managed=list(effective_settings(cfg, dbs, derived)), **where
-    )
-    conffiles.config_file(
-        name="pg_hba", path=f"{etc}/pg_hba.conf", content=hba_content(cfg), kind="hba", managed=managed, **where
-    )
-    objects.roles(name="roles", desired=roles, **where)
-    objects.databases(name="databases", desired=dbs, allow_drop=cfg.allow_drop, **where)
-    objects.extensions(name="extensions", desired=with_template1(cfg, dbs), **where)
-    if any(not r.present for r in roles.values()):
-        objects.dropped_roles(name="absent roles", desired=roles, allow_drop=cfg.allow_drop, **where)
-    objects.migrations(
-        name="schema migrations",
-        desired=dbs,
-        targets=targets,
-        variables={"embedding_dim": str(cfg.schema_.embedding_dim)},
-        applied_by=f"{getpass.getuser()}@{socket.gethostname()}",
-        **where,
-    )
-    hooks.release_lock(name="deploy lock release")
+        conffiles.installed_file(name="TLS key", path=target.tls_key, content=key.decode(), mode="600")
+    conffiles.config_file(name="settings", content=settings_content(cfg, dbs, derived), kind="settings", target=target)
+    server.running(name=f"cluster {target.key} running", target=target)
+    conffiles.config_file(name="pg_hba", content=hba_content(cfg), kind="hba", target=target)
+    objects.cluster_objects(name=objects.NAME, desired=inside, target=target)
+    lock.release_lock(name="deploy lock release")
 
 
 @deploy("hearthdb validation")
 def validate(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None, migrate_to: str | None = None) -> None:
     """The boolean checks alone (also run at the end of every deploy): `pyinfra inventory.py validate.py`.
     Arguments as for `converge`; passwords left out are resolved the same way."""
-    c = cfg.cluster
     dbs = desired_databases(cfg)
     roles = desired_roles(cfg, complete_passwords(cfg, passwords))
-    hooks.validate(
+    postdeploy.validate(
         name="validation",
         packages=package_names(cfg, dbs),
         roles=roles,
@@ -147,35 +99,21 @@ def validate(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
         shared_database=cfg.shared_db.name,
         targets=parse_targets(migrate_to),
         tls=cfg.tls.enabled,
-        version=c.version,
-        cluster=c.name,
-        port=c.port,
+        target=target_of(cfg),
     )
 
 
 @deploy("hearthdb nuclear reset")
 def nuclear_reset(cfg: HearthConfig, confirm: str | None) -> None:
     """Back up, then purge PostgreSQL from the host: `pyinfra inventory.py reset.py --data confirm=HOST`."""
-    c = cfg.cluster
     reset.nuclear_reset(
-        name="nuclear reset (backup first)",
-        confirm=confirm,
-        backup_dir=cfg.backup_dir,
-        version=c.version,
-        cluster=c.name,
-        port=c.port,
+        name="nuclear reset (backup first)", confirm=confirm, backup_dir=cfg.backup_dir, target=target_of(cfg)
     )
 
 
 @deploy("hearthdb schema status")
 def schema_status(cfg: HearthConfig, migrate_to: str | None = None) -> None:
     """Applied and pending migrations per database: `pyinfra inventory.py status.py`."""
-    c = cfg.cluster
-    hooks.schema_status(
-        name="schema status",
-        databases=desired_databases(cfg),
-        targets=parse_targets(migrate_to),
-        version=c.version,
-        cluster=c.name,
-        port=c.port,
+    status.schema_status(
+        name="schema status", databases=desired_databases(cfg), targets=parse_targets(migrate_to), target=target_of(cfg)
     )

@@ -1,11 +1,14 @@
-"""The desired state of one host, expanded from the config: every role and database by name."""
+"""The desired state of one host, computed from the config: every role and database by name, the Debian
+packages, the extensions of template1, and the settings derived from the host's resources."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .catalog import packages_for
 from .config import (
+    ROLE_ATTRIBUTES,
     Database,
     Extension,
     HearthConfig,
@@ -14,6 +17,7 @@ from .config import (
     ai_database,
     declared_role_names,
 )
+from .sizing import Resources, derive
 
 if TYPE_CHECKING:  # only a type here: the desired state stays free of pyinfra
     from pyinfra.api import HiddenValue
@@ -26,15 +30,15 @@ def setting_text(value: Scalar) -> str:
     return str(value)
 
 
+# The role attributes, in the model's order; a new one is a field of `config.Role` and nothing else.
+ROLE_FLAGS = tuple(ROLE_ATTRIBUTES)
+_FLAGS_ON = frozenset(f for f in ROLE_FLAGS if Role.model_fields[f].default)
+
+
 @dataclass(frozen=True)
 class RoleSpec:
     name: str
-    login: bool = True
-    superuser: bool = False
-    createdb: bool = False
-    createrole: bool = False
-    replication: bool = False
-    bypassrls: bool = False
+    flags: frozenset[str] = _FLAGS_ON  # the attributes (ROLE_FLAGS) that are on; the others are off
     connection_limit: int = -1
     settings: tuple[tuple[str, str], ...] = ()
     member_of: tuple[str, ...] = ()
@@ -43,6 +47,11 @@ class RoleSpec:
     password: HiddenValue | None = field(default=None, repr=False, compare=False)
     no_password: bool = False
     present: bool = True
+
+    def __getattr__(self, attr: str) -> bool:  # spec.login, spec.superuser, ...
+        if attr in ROLE_FLAGS:
+            return attr in self.flags
+        raise AttributeError(attr)
 
 
 @dataclass(frozen=True)
@@ -77,12 +86,7 @@ def desired_roles(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = 
         role = Role(**values)
         out[name] = RoleSpec(
             name=name,
-            login=role.login,
-            superuser=role.superuser,
-            createdb=role.createdb,
-            createrole=role.createrole,
-            replication=role.replication,
-            bypassrls=role.bypassrls,
+            flags=frozenset(f for f in ROLE_FLAGS if getattr(role, f)),
             connection_limit=role.connection_limit,
             settings=tuple(sorted((k, setting_text(v)) for k, v in role.settings.items())),
             member_of=tuple(sorted(set(role.member_of))),
@@ -122,3 +126,26 @@ def desired_databases(cfg: HearthConfig) -> dict[str, DatabaseSpec]:
             bundles=tuple(db.bundles or ()),
         )
     return out
+
+
+def package_names(cfg: HearthConfig, databases: dict[str, DatabaseSpec]) -> list[str]:
+    """The Debian packages the declared extensions need, with PostgreSQL itself."""
+    v = cfg.cluster.version
+    names = {e.name for db in databases.values() for e in db.extensions} | {e.name for e in cfg.template1_extensions}
+    return ["postgresql-common", f"postgresql-{v}", *packages_for(v, names, cfg.extra_extensions)]
+
+
+def template1(cfg: HearthConfig) -> DatabaseSpec | None:
+    """Extensions declared for template1 (so databases that applications create get them too)."""
+    if not cfg.template1_extensions:
+        return None
+    return DatabaseSpec(
+        "template1", "postgres", cfg.cluster.encoding, cfg.cluster.locale, tuple(cfg.template1_extensions)
+    )
+
+
+def derived_settings(cfg: HearthConfig, resources: dict) -> dict[str, Scalar]:
+    """Settings sized from the host's resources (the HostResources fact), unless sizing is off."""
+    if not cfg.sizing.enabled or not resources.get("memory"):
+        return {}
+    return derive(Resources(**resources), cfg.sizing.max_connections)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Callable
 from typing import Any
 
-from pyinfra import host, state
+from pyinfra import host
 from pyinfra.api import FactBase
 
-from .queries import FINGERPRINT_QUERY, PER_DATABASE_SCRIPT, SERVER_QUERY
+from .queries import SERVER_QUERY
+from .target import Cluster
+from .visitmemo import visit_script
 
 
 class DebPackageStatus(FactBase):
@@ -74,92 +75,63 @@ def psql_base(port: int, database: str = "postgres") -> str:
     return f"psql -X -q -A -t -v ON_ERROR_STOP=1 -p {int(port)} -d {shlex.quote(database)}"
 
 
-# Databases visited by one psql process before a second one runs beside it, and the most processes.
-VISIT_PER_PART = 25
-VISIT_PARALLEL = 4
-
-
 class PgState(FactBase):
-    """The whole server in one remote command: server properties, all roles, all databases, and the
-    installed extensions of every database (psql reconnects per database inside one process).
-
-    Returns ``{}`` when psql is missing or the cluster is not running. Otherwise:
+    """The whole server in one remote command: whether the cluster exists and runs, server properties,
+    all roles, all databases, and (`visit=True`) what only a connection to each database can read: its
+    extensions, public schema rights and migration ledger (see `visitmemo`; `use_memo=False` visits
+    every database, as validation does).
 
     .. code:: python
 
-        {"server": {"version_num": 170006, "data_checksums": True, "encoding": "UTF8", ...},
+        {"status": "online", "port": 5432,
+         "server": {"version_num": 170006, "data_checksums": True, "encoding": "UTF8", ...},
          "roles": {"logos": {"login": True, "superuser": False, ..., "member_of": []}},
          "databases": {"logos_db": {"owner": "logos", ..., "extensions": {"vector": "0.8.0"}}},
          "available_extensions": {"vector": {"default": "0.8.0", "versions": ["0.8.0", ...]}}}
+
+    ``{"status": "missing"}`` without the cluster (or without postgresql-common), ``{"status":
+    "stopped", "port": 5432}`` while it does not run, and no server reading when it runs on another
+    port than `port` (the cluster operation says so).
     """
 
     default = dict
 
-    def command(self, version: int, cluster: str, port: int, extensions: bool = True) -> str:
+    def command(self, version: int, cluster: str, port: int, visit: bool = True, use_memo: bool = True) -> str:
         psql = psql_base(port)
-        guard = (
-            f"if command -v psql >/dev/null && pg_lsclusters -h {int(version)} {shlex.quote(cluster)} "
-            "2>/dev/null | grep -q online; then "
-        )
-        if not extensions:
-            return f"{guard}{psql} -c {shlex.quote(SERVER_QUERY)}; fi"
-        # The server query; then the fingerprint of every database, compared (awk) with the one the
-        # last visit recorded in `memo`: unchanged databases answer from there, the others are visited,
-        # `\connect` and the per-database query each, split into up to VISIT_PARALLEL psql processes
-        # run side by side (a reconnect costs a backend start, ~6 ms). One SSH round trip, one sudo.
-        memo = f"/var/lib/postgresql/.hearthdb-visit-{int(version)}-{shlex.quote(cluster)}"
-        gen = (
-            f"SELECT format($hdbd${PER_DATABASE_SCRIPT}$hdbd$, quote_ident(datname)) "
-            "FROM pg_database WHERE datallowconn AND oid = ANY(string_to_array(:'stale', ',')::oid[]) ORDER BY datname"
-        )
-        keep = (
-            "awk -F'\\t' -v d=\"$t\" 'NR == FNR { fp[$1] = $2; next } "
-            '($1 in fp) && fp[$1] != "" && fp[$1] == $2 { print $3 > (d "/kept"); print > (d "/memo"); '
-            'seen[$1] = 1 } END { for (o in fp) if (!(o in seen)) printf "%s,", o > (d "/stale") }\''
-        )
-        split = (
-            f'awk -v n={VISIT_PARALLEL} -v per={VISIT_PER_PART} -v d="$t" '
-            '\'/^\\\\connect /{k++; i=int((k-1)/per); if (i>=n) i=(k-1)%n} {print > (d "/" i ".sql")}\''
-        )
-        record = (
-            "awk -F'\\t' 'NR == FNR { fp[$1] = $2; next } "
-            'match($0, /"oid" : [0-9]+/) { o = substr($0, RSTART + 8, RLENGTH - 8); '
-            'if (fp[o] != "") print o "\\t" fp[o] "\\t" $0 }\''
-        )
+        if visit:  # the server query and the fingerprints in one psql process
+            read = visit_script(psql, Cluster(int(version), cluster, int(port)).visit_memo, use_memo, SERVER_QUERY)
+        else:
+            read = f"{psql} -c {shlex.quote(SERVER_QUERY)}"
         return (
-            f"{guard}set -e; umask 077; t=$(mktemp -d); trap 'rm -rf \"$t\"' EXIT; m={memo}; "
-            f"{psql} -c {shlex.quote(SERVER_QUERY)}; "
-            f'{psql} -F "$(printf \'\\t\')" -c {shlex.quote(FINGERPRINT_QUERY)} > "$t/fp"; '
-            'touch "$t/kept" "$t/memo" "$t/stale"; src="$m"; [ -r "$src" ] || src=/dev/null; '
-            f'{keep} "$t/fp" "$src"; stale=$(sed \'s/,$//\' "$t/stale"); '
-            f'if [ -n "$stale" ]; then printf \'%s\\n\' {shlex.quote(gen)} | {psql} -v stale="$stale" | {split}; fi; '
-            'pids=; for f in "$t"/*.sql; do if [ -e "$f" ]; then '
-            f'{psql} -f "$f" > "$f.out" & pids="$pids $!"; fi; done; '
-            'for p in $pids; do wait $p; done; cat "$t/kept"; '
-            'for f in "$t"/*.out; do if [ -e "$f" ]; then cat "$f"; fi; done; '
-            # the memo is an optimisation: a host where it cannot be written is visited in full each time
-            f'if {{ cat "$t/memo"; for f in "$t"/*.out; do if [ -e "$f" ]; then {record} "$t/fp" "$f"; fi; done; }} '
-            '> "$m.new" 2>/dev/null; then mv -f "$m.new" "$m" 2>/dev/null || true; fi; fi'
+            f"l=$(pg_lsclusters -h {int(version)} {shlex.quote(cluster)} 2>/dev/null || true); "
+            'set -- $l; case "$4" in '
+            f'online*) echo "status online $3"; if [ "$3" = {int(port)} ]; then (set -e; {read}); fi;; '
+            '"") echo "status missing";; *) echo "status stopped $3";; esac'
         )
 
     def process(self, output: list[str]) -> dict[str, Any]:
-        if not output:
-            return {}
-        state: dict[str, Any] = json.loads(output[0])
+        status = (output[0].split() if output else []) + ["missing"]
+        head: dict[str, Any] = {"status": status[1]}
+        if status[1] != "missing":
+            head["port"] = int(status[2])
+        if len(output) < 2:
+            return head
+        state: dict[str, Any] = {**head, **json.loads(output[1])}
         state["roles"] = state.get("roles") or {}
         state["databases"] = state.get("databases") or {}
-        for line in output[1:]:
+        for line in output[2:]:
             row = json.loads(line)
             db = state["databases"].get(row["db"])
             if db is None:
                 continue
+            # every field is read as it is (a row without one is a bug, not a "false")
             if "ledger" in row:
                 db["ledger"] = row["ledger"]
-                db["ledger_owner"] = row.get("ledger_owner")
+                db["ledger_owner"] = row["ledger_owner"]
             else:
                 db["extensions"] = row["extensions"] or {}
-                db["public_create"] = bool(row.get("public_create"))
-                db["commented"] = row.get("commented") or []
+                db["public_create"] = bool(row["public_create"])
+                db["commented"] = row["commented"] or []
         return state
 
 
@@ -167,41 +139,18 @@ class PgState(FactBase):
 PSQL_USER = {"_sudo": True, "_sudo_user": "postgres"}
 
 
-# Readings of the server shared by the operations of one host and stage (the visit of every database
-# costs one reconnect per database) until one of them changes something: `forget_visit()`.
-_visits: dict[tuple[str, int, str], dict[str, Any]] = {}
-
-
-def pg_state(version: int, cluster: str, port: int, extensions: bool = False) -> dict[str, Any]:
-    """The PgState fact; `extensions=True` also visits every database (extensions, public schema
-    rights, migration ledger). A reading is reused until `forget_visit()`; a visit serves both kinds."""
-    key = (host.name, int(state.current_stage))
-    for kind in ("visit",) if extensions else ("visit", "server"):
-        if (*key, kind) in _visits:
-            return _visits[(*key, kind)]
-    reading = host.get_fact(PgState, version=version, cluster=cluster, port=port, extensions=extensions, **PSQL_USER)
-    if reading:  # a stopped cluster reads as {}: ask again once it runs
-        _visits[(*key, "visit" if extensions else "server")] = reading
-    return reading
-
-
-def stage_reading(kind: str, read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """`read()` once per host and stage, reused until `forget_visit()`."""
-    key = (host.name, int(state.current_stage), kind)
-    if key not in _visits:
-        _visits[key] = read()
-    return _visits[key]
-
-
-def pg_clusters() -> dict[str, dict[str, Any]]:
-    """The PgClusters fact, reused like `pg_state`."""
-    return stage_reading("clusters", lambda: host.get_fact(PgClusters))
-
-
-def forget_visit() -> None:
-    """After any change on the host: an object, a file, a restart."""
-    for key in [k for k in _visits if k[0] == host.name]:
-        del _visits[key]
+def read_cluster(target: Cluster, visit: bool = False, use_memo: bool = True) -> dict[str, Any]:
+    """The PgState fact of `target`: each call is one fresh remote read (nothing is kept between
+    operations, so nothing read before a change can answer after it)."""
+    return host.get_fact(
+        PgState,
+        version=target.version,
+        cluster=target.name,
+        port=target.port,
+        visit=visit,
+        use_memo=use_memo,
+        **PSQL_USER,
+    )
 
 
 class HostResources(FactBase):

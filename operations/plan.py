@@ -5,16 +5,17 @@ No pyinfra here: `--dry`, the real run and the unit tests all call these same fu
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg import sql
 
-from .desired import DatabaseSpec, RoleSpec
+from .desired import ROLE_FLAGS, DatabaseSpec, RoleSpec
 from .errors import PlanError
+from .migrations import Migration, plan_migrations
 from .scram import matches, verifier
 from .statements import Stmt, connect, stmt
 
-ROLE_FLAGS = ("login", "superuser", "createdb", "createrole", "replication", "bypassrls")
 # Run before a statement that carries a verifier, in the same session: keep it out of the server log,
 # pg_stat_statements and pgaudit (patroni does the same).
 QUIET = [
@@ -226,3 +227,78 @@ def plan_extensions(
         if todo:
             out += [connect(name), *todo]
     return out
+
+
+@dataclass(frozen=True)
+class ClusterDesired:
+    """Everything declared inside one cluster, as `plan_cluster` takes it."""
+
+    roles: dict[str, RoleSpec]
+    databases: dict[str, DatabaseSpec]
+    template1: DatabaseSpec | None = None  # its declared extensions (nothing else of it is managed)
+    bundles: dict[str, list[Migration]] = field(default_factory=dict)
+    targets: dict[str, int] = field(default_factory=dict)  # bundle -> version (head when absent)
+    variables: dict[str, str] = field(default_factory=dict)  # psql variables of the bundles
+    applied_by: str = ""
+    allow_drop: bool = False
+    managed_settings: tuple[str, ...] = ()  # parameters the conf.d file sets
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One step of the plan, run as one psql process (ALTER SYSTEM: then a reload)."""
+
+    name: str
+    statements: list[Stmt]
+
+    @property
+    def changes(self) -> bool:
+        return any(s.change for s in self.statements)
+
+
+# The phases in the order they run: each is planned from the state the phases before it leave.
+PHASES = (
+    "settings overridden by ALTER SYSTEM",
+    "roles",
+    "databases",
+    "extensions",
+    "absent roles",
+    "schema migrations",
+)
+
+
+def plan_cluster(desired: ClusterDesired, reading: dict[str, Any]) -> list[Phase]:
+    """The statements, phase by phase, that take the cluster from one reading (the PgState fact, with its
+    visit of every database) to the declared state.
+
+    Each phase is planned from the state the phases before it leave, which the reading already is: roles
+    and databases are created before anything in them is planned as missing (a database that does not
+    exist yet has no extensions and no ledger, as the reading says), an owner change is modelled by
+    `plan_databases` itself (`acl_after_owner_change`), and no later phase depends on what an earlier one
+    changes beyond that."""
+    roles = reading.get("roles") or {}
+    dbs = reading.get("databases") or {}
+    server = reading.get("server") or {}
+    overridden = sorted(set(server.get("alter_system") or []) & set(desired.managed_settings))
+    with_extensions = {**desired.databases, **({"template1": desired.template1} if desired.template1 else {})}
+    migrations: list[Stmt] = []
+    for name, spec in desired.databases.items():
+        if spec.present and spec.bundles:
+            have = dbs.get(name) or {}
+            migrations += plan_migrations(
+                spec,
+                desired.bundles,
+                have.get("ledger"),
+                desired.targets,
+                desired.variables,
+                desired.applied_by,
+                have.get("ledger_owner"),
+            )
+    return [
+        Phase(PHASES[0], [stmt("ALTER SYSTEM RESET {}", name) for name in overridden]),
+        Phase(PHASES[1], plan_roles(desired.roles, roles)),
+        Phase(PHASES[2], plan_databases(desired.databases, dbs, desired.allow_drop)),
+        Phase(PHASES[3], plan_extensions(with_extensions, dbs, reading.get("available_extensions"))),
+        Phase(PHASES[4], plan_role_drops(desired.roles, roles, desired.allow_drop)),
+        Phase(PHASES[5], migrations),
+    ]

@@ -1,7 +1,11 @@
 """Catalog queries behind the combined facts. Each returns one JSON value per row (`json_build_object`),
 so parsing never splits psql output on separators."""
 
-import hashlib
+from .config import ROLE_ATTRIBUTES
+from .target import CONF_D_NAME
+
+# Each role attribute under its model name, from its pg_authid column.
+_ROLE_FLAGS = ", ".join(f"'{name}', a.{column}" for name, column in ROLE_ATTRIBUTES.items())
 
 # Server-wide state: properties fixed at initdb, every role, every database, available extensions.
 # The role password is never returned: only the SCRAM salt and iteration count (to recompute the
@@ -18,13 +22,11 @@ SELECT json_build_object(
     'ssl', current_setting('ssl') = 'on',
     'pending_restart', (SELECT json_agg(name ORDER BY name) FROM pg_settings WHERE pending_restart),
     'settings_not_applied', (SELECT json_agg(name ORDER BY name) FROM pg_file_settings
-                             WHERE NOT applied AND sourcefile LIKE '%/conf.d/50-hearthdb.conf'),
+                             WHERE NOT applied AND sourcefile LIKE '%/conf.d/{conf_d}'),
     'alter_system', (SELECT json_agg(DISTINCT name) FROM pg_file_settings
                      WHERE sourcefile LIKE '%/postgresql.auto.conf')),
   'roles', (SELECT json_object_agg(a.rolname, json_build_object(
-    'superuser', a.rolsuper, 'login', a.rolcanlogin, 'inherit', a.rolinherit,
-    'createdb', a.rolcreatedb, 'createrole', a.rolcreaterole, 'replication', a.rolreplication,
-    'bypassrls', a.rolbypassrls, 'connection_limit', a.rolconnlimit,
+    {role_flags}, 'connection_limit', a.rolconnlimit,
     'scram', CASE WHEN a.rolpassword ~ '^SCRAM-SHA-256\$[0-9]+:' THEN json_build_object(
         'iterations', split_part(split_part(a.rolpassword, '$', 2), ':', 1)::int,
         'salt', split_part(split_part(a.rolpassword, '$', 2), ':', 2),
@@ -48,6 +50,7 @@ SELECT json_build_object(
     FROM pg_available_extensions e)
 )
 """.strip()
+SERVER_QUERY = SERVER_QUERY.replace("{conf_d}", CONF_D_NAME).replace("{role_flags}", _ROLE_FLAGS)
 
 # Per database, run after `\connect`: its installed extensions and their versions.
 DATABASE_QUERY = r"""
@@ -82,17 +85,3 @@ PER_DATABASE_SCRIPT = (
     + ";\n\\endif"
 )
 assert "%" not in DATABASE_QUERY + LEDGER_QUERY  # format() would read it as a placeholder
-
-# Per database that allows connections: its oid and a fingerprint of everything written in it since
-# the statistics began (rows inserted, updated, deleted: catalog rows included, so any DDL, extension
-# or grant changes it), with its name and the server's start. A database whose fingerprint equals the
-# one recorded at its last visit has not changed since: its recorded rows stand in for a reconnect.
-# Empty (never reused) when the server does not count rows. The fingerprint starts with a digest of the
-# visit script, so rows recorded by a script of another shape (an upgrade) are never reused.
-FINGERPRINT_QUERY = r"""
-SELECT d.oid, CASE WHEN current_setting('track_counts')::bool THEN concat_ws('|', '{key}', d.datname,
-         extract(epoch FROM pg_postmaster_start_time()), s.tup_inserted, s.tup_updated, s.tup_deleted,
-         extract(epoch FROM s.stats_reset)) ELSE '' END
-FROM pg_database d LEFT JOIN pg_stat_database s ON s.datid = d.oid
-WHERE d.datallowconn ORDER BY d.oid
-""".strip().format(key=hashlib.sha256(PER_DATABASE_SCRIPT.encode()).hexdigest()[:16])

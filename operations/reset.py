@@ -11,8 +11,7 @@ from pyinfra.api import operation
 
 from .errors import ConfigError
 from .facts import PgClusters
-
-PURGE_PATHS = ("/var/lib/postgresql", "/etc/postgresql", "/etc/postgresql-common", "/var/log/postgresql")
+from .target import HOST_ROOTS, Cluster
 
 
 def check_confirmation(confirm: str | None, host_name: str) -> None:
@@ -25,24 +24,24 @@ def check_confirmation(confirm: str | None, host_name: str) -> None:
         )
 
 
-def backup_script(backup_dir: str, version: int, cluster: str, port: int, stamp: str) -> str:
+def backup_script(backup_dir: str, target: Cluster, stamp: str) -> str:
     """pg_dumpall --globals-only plus pg_dump -Fc of every database, into a new folder only root can
     read; any failure stops the script (and with it the reset)."""
     dest = f"{backup_dir.rstrip('/')}/{stamp}"
     as_pg = "runuser -u postgres --"
     return f"""set -eu
-pg_lsclusters -h {int(version)} {shlex.quote(cluster)} | grep -q online || {{
-  echo "hearthdb: cluster {int(version)}/{cluster} is not running: no backup, no reset" >&2; exit 1; }}
+pg_lsclusters -h {target.shell_args} | grep -q online || {{
+  echo "hearthdb: cluster {target.key} is not running: no backup, no reset" >&2; exit 1; }}
 umask 077
 d={shlex.quote(dest)}
 mkdir -p "$d"
 # the dumps stream to files root opens: the postgres user never needs to reach the backup folder
-{as_pg} pg_dumpall -p {int(port)} --globals-only > "$d/globals.sql"
+{as_pg} pg_dumpall -p {int(target.port)} --globals-only > "$d/globals.sql"
 # an assignment, so that `set -e` stops on a failed listing (a `for` over $(...) would not)
-dbs=$({as_pg} psql -X -A -t -v ON_ERROR_STOP=1 -p {int(port)} -d postgres -c \\
+dbs=$({as_pg} psql -X -A -t -v ON_ERROR_STOP=1 -p {int(target.port)} -d postgres -c \\
     "SELECT datname FROM pg_database WHERE datallowconn AND datname <> 'template1' ORDER BY 1")
 for db in $dbs; do
-  {as_pg} pg_dump -p {int(port)} -Fc "$db" > "$d/$db.dump"
+  {as_pg} pg_dump -p {int(target.port)} -Fc "$db" > "$d/$db.dump"
 done
 ls "$d" > "$d/MANIFEST"
 echo "hearthdb: backup written to $d" >&2"""
@@ -53,21 +52,21 @@ PURGE_SCRIPT = (
     "pkgs=$(dpkg-query -W -f '${Package} ${db:Status-Abbrev}\\n' 'postgresql*' 2>/dev/null | "
     "awk '$2 ~ /^[ih]i/ {print $1}'); "
     'if [ -n "$pkgs" ]; then DEBIAN_FRONTEND=noninteractive apt-get purge -y -q $pkgs; fi; '
-    f"rm -rf {' '.join(PURGE_PATHS)}"
+    f"rm -rf {' '.join(HOST_ROOTS)}"
 )
 
 
 @operation()
-def nuclear_reset(confirm: str | None, backup_dir: str, version: int, cluster: str, port: int):
+def nuclear_reset(confirm: str | None, backup_dir: str, target: Cluster):
     """
     Back up every database, then stop PostgreSQL and purge its packages, configuration and data.
 
     + confirm: the host names the user confirmed (`--data confirm=hdb1`); this host must be among them
     + backup_dir: where on the host the backup folder is written (kept by the purge)
-    + version, cluster, port: the cluster to back up
+    + target: the cluster to back up
     """
     check_confirmation(confirm, host.name)
     if host.get_fact(PgClusters):
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{host.name}"
-        yield backup_script(backup_dir, version, cluster, port, stamp)
+        yield backup_script(backup_dir, target, stamp)
     yield PURGE_SCRIPT

@@ -8,7 +8,8 @@ from pyinfra import host
 from pyinfra.api import StringCommand, operation
 
 from .errors import ClusterMismatch
-from .facts import DebPackageStatus, forget_visit, pg_clusters, pg_state
+from .facts import DebPackageStatus, PgClusters, read_cluster
+from .target import Cluster
 
 APT_INSTALL = (
     "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "
@@ -34,20 +35,18 @@ def packages(names: list[str]):
     if not missing:
         host.noop(f"packages {', '.join(names)} are installed")
         return
-    forget_visit()  # new packages bring new available extensions
     yield f"apt-get update -q && {APT_INSTALL} {' '.join(shlex.quote(n) for n in missing)}"
 
 
 @operation()
-def cluster(version: int, cluster_name: str, port: int, locale: str, encoding: str, data_checksums: bool):
+def cluster(target: Cluster, locale: str, encoding: str, data_checksums: bool):
     """
     Ensure a Debian postgresql-common cluster exists (created stopped, so that its settings are in
     place before its first start: `running` starts it). An existing cluster is never re-initialised:
     a differing fixed property (port aside) stops the run with an error.
 
-    + version: PostgreSQL major version
-    + cluster_name: cluster name
-    + port: port (set at creation; a different port on an existing cluster is an error)
+    + target: the cluster (version, name, port; the port is set at creation, a different one on an
+      existing cluster is an error)
     + locale, encoding: set at creation for template databases
     + data_checksums: initdb --data-checksums
 
@@ -55,29 +54,27 @@ def cluster(version: int, cluster_name: str, port: int, locale: str, encoding: s
 
     .. code:: python
 
-        cluster(name="cluster 17/main", version=17, cluster_name="main", port=5432, locale="C.UTF-8",
+        cluster(name="cluster 17/main", target=Cluster(17, "main", 5432), locale="C.UTF-8",
                 encoding="UTF8", data_checksums=True)
     """
-    name = cluster_name
-    key = f"{version}/{name}"
-    have = pg_clusters().get(key)
-    if have is None:
+    have = read_cluster(target)
+    key = target.key
+    if have.get("status") == "missing":
         checksums = " -- --data-checksums" if data_checksums else ""
-        forget_visit()
         yield StringCommand(
-            f"pg_createcluster --port {int(port)} --locale {shlex.quote(locale)} "
-            f"--encoding {shlex.quote(encoding)} {int(version)} {shlex.quote(name)}{checksums}"
+            f"pg_createcluster --port {int(target.port)} --locale {shlex.quote(locale)} "
+            f"--encoding {shlex.quote(encoding)} {target.shell_args}{checksums}"
         )
         return
-    if have["port"] != port:
+    if have["port"] != target.port:
         raise ClusterMismatch(
-            f"cluster {key}: runs on port {have['port']}, declared {port}; "
+            f"cluster {key}: runs on port {have['port']}, declared {target.port}; "
             "change cluster.port or move the cluster by hand"
         )
-    if not have["online"]:
+    if have["status"] != "online":
         host.noop(f"cluster {key} exists (stopped; checked once it runs)")
         return
-    server = pg_state(version, name, port).get("server") or {}
+    server = have.get("server") or {}
     problems = []
     if server.get("data_checksums") != data_checksums:
         problems.append(f"data_checksums is {server.get('data_checksums')}, declared {data_checksums}")
@@ -93,16 +90,14 @@ def cluster(version: int, cluster_name: str, port: int, locale: str, encoding: s
 
 
 @operation()
-def running(version: int, cluster_name: str):
+def running(target: Cluster):
     """
     Start the cluster unless it runs.
 
-    + version: PostgreSQL major version
-    + cluster_name: cluster name
+    + target: the cluster
     """
-    have = pg_clusters().get(f"{version}/{cluster_name}")
+    have = host.get_fact(PgClusters).get(target.key)
     if have and have["online"]:
-        host.noop(f"cluster {version}/{cluster_name} is running")
+        host.noop(f"cluster {target.key} is running")
         return
-    forget_visit()
-    yield f"pg_ctlcluster {int(version)} {shlex.quote(cluster_name)} start"
+    yield f"pg_ctlcluster {target.shell_args} start"

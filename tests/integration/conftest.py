@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import testinfra
 import yaml
 
 from lab import api
+from operations.plan import PHASES
 
 ROOT = Path(__file__).resolve().parents[2]
 PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
@@ -108,14 +110,32 @@ def secrets(deploy: Callable[..., Run]) -> dict[str, str]:
     return yaml.safe_load(deploy.secrets_file.read_text())  # type: ignore[attr-defined]
 
 
-def changed_ops(plan_or_results: dict[str, Any]) -> list[str]:
+# The operation that converges everything inside the cluster reports its phases in its own lines.
+OBJECTS_OP = "SQL objects"
+PHASE_LINE = re.compile(r"^\s+\[[^]]+\] (?:applying (.+?) \(\d+ changes?\)|(.+?) would run:)$", re.M)
+
+
+def phases(stderr: str) -> list[str]:
+    """The phases of the SQL objects operation that change (`applying …` when a run executes them,
+    `… would run:` in `--dry`), in order, each once."""
+    found = [a or b for a, b in PHASE_LINE.findall(stderr)]
+    return list(dict.fromkeys(p for p in found if p in PHASES))
+
+
+def changed_ops(run: Run | dict[str, Any]) -> list[str]:
     """Names of operations pyinfra reports as changing, from its `--json` output (without the
-    "hearthdb | " prefix of the deploy)."""
-    if plan_or_results.get("results"):
-        names = [op["name"] for op in plan_or_results["results"]["operations"] if op["success"]]
+    "hearthdb | " prefix of the deploy). Given the whole Run, the SQL objects operation is replaced by the
+    names of its phases that change (roles, databases, …), read from the run's output."""
+    out = run.json if isinstance(run, Run) else run
+    if out.get("results"):
+        names = [op["name"] for op in out["results"]["operations"] if op["success"]]
     else:
-        names = [op["name"] for op in plan_or_results["plan"] if op["hosts_with_change"]]
-    return [n.removeprefix("hearthdb | ") for n in names]
+        names = [op["name"] for op in out["plan"] if op["hosts_with_change"]]
+    names = [n.removeprefix("hearthdb | ") for n in names]
+    if isinstance(run, Run) and OBJECTS_OP in names:
+        i = names.index(OBJECTS_OP)
+        names[i : i + 1] = phases(run.stderr)
+    return names
 
 
 @pytest.fixture(scope="session")

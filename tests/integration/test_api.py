@@ -108,7 +108,7 @@ def test_owner_dumps_and_restores_its_database(host: dict[str, Any], deploy: Cal
 
     restored = {**declared, "databases": {"logos_copy": {"owner": "logos", "bundles": ["pp"]}}}
     dry = deploy([name], restored, "--dry", "--json")
-    assert "schema migrations" not in changed_ops(dry.json), dry.stderr[-3000:]
+    assert "schema migrations" not in changed_ops(dry), dry.stderr[-3000:]
     run = deploy([name], restored, "-y", "--json")
     assert changed_ops(run.json) == []
     check = deploy([name], restored, "-y", entry="validate.py")

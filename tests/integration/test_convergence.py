@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from .conftest import Run, changed_ops, connect, psql_json, secrets, ssh
+from .conftest import OBJECTS_OP, Run, changed_ops, connect, phases, psql_json, secrets, ssh
 
 LAB_NET = "10.213.7.0/24"
 AIS = ["logos", "aletheia", "nous", "sophia"]
@@ -174,12 +174,13 @@ def test_password_change_touches_only_that_role(host: dict[str, Any], deploy: Ca
 
 
 def changed_ops_text(stderr: str) -> list[str]:
-    """Operation names in the results table with a success count (pyinfra's text output)."""
+    """Operation names in the results table with a success count (pyinfra's text output); the SQL
+    objects operation by the phases it applied."""
     out = []
     for line in stderr.splitlines():
         m = re.match(r"\s+hearthdb \| (.+?)\s{2,}(\d+)\s+(\d+|-)\s+(\d+|-)\s+(\d+|-)\s*$", line)
         if m and m.group(3) != "-":
-            out.append(m.group(1))
+            out += phases(stderr) if m.group(1) == OBJECTS_OP else [m.group(1)]
     return out
 
 

@@ -267,7 +267,7 @@ def test_any_drift_repaired_in_one_run(drift_host: dict[str, Any], deploy: Calla
             continue  # unreadable until the cluster runs: the note below is what --dry can say
         missing += [f"{kind}: {p}" for p in DRIFTS[kind].dry if not re.search(p, plan)]
     if stopped:
-        assert "cluster 17/main running" in changed_ops(dry.json)
+        assert "cluster 17/main running" in changed_ops(dry)
         if kinds & SQL_KINDS:
             assert STOPPED_NOTE in plan
     assert not missing, f"--dry does not report: {missing}\n{plan[-4000:]}"

@@ -30,6 +30,18 @@ def host(lab_hosts: list[dict[str, Any]]) -> dict[str, Any]:
     return api.reset(lab_hosts[1]["name"], layer="postgresql")
 
 
+def wait_for_slow_migration(name: str, timeout: float = 60) -> None:
+    """Until a slow migration runs (its pg_sleep is in pg_stat_activity): a fault then hits the migration."""
+    query = "SELECT to_json(count(*)) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(%'"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = ssh(name, "sudo -u postgres psql -X -q -A -t -d postgres", stdin=query, check=False)
+        if out.returncode == 0 and out.stdout.strip() not in ("", "0"):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no slow migration started on {name} within {timeout} s")
+
+
 def add_slow(root: Path, version: int, seconds: float) -> None:
     (root / "pp" / f"{version:04d}_slow{version}.up.sql").write_text(
         f"SELECT pg_sleep({seconds});\nCREATE TABLE slow{version} (id int);\n"
@@ -70,6 +82,10 @@ def start(deploy: Callable[..., Run], hosts: list[str], config: dict, env: dict 
     )
 
 
+# Operations of a deploy followed by its validation (deploy lock … validation), as pyinfra starts them.
+OPERATIONS = 10
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_killed_at_a_random_operation_then_rerun_converges(
     seed: int, deploy: Callable[..., Run], host: dict[str, Any], data: dict[str, str]
@@ -80,7 +96,7 @@ def test_killed_at_a_random_operation_then_rerun_converges(
         "ai_names": ["logos", "aletheia", f"kill{seed}a", f"kill{seed}b"],
         "settings": {"work_mem": f"{rng.randint(5, 60)}MB"},
     }
-    target = rng.randint(3, 12)  # kill when the target-th operation starts
+    target = rng.randint(3, OPERATIONS)  # kill when the target-th operation starts
     proc = start(deploy, [host["name"]], config)
     started = 0
     assert proc.stdout is not None
@@ -128,7 +144,7 @@ def test_two_deploys_at_once_second_stops_nothing_twice(
     add_slow(schema_copy, 3, 4)
     env = {"HEARTHDB_SCHEMA_DIR": str(schema_copy)}
     first = start(deploy, [host["name"]], {}, env)
-    time.sleep(2.5)  # the first holds the lock, inside its slow migration
+    wait_for_slow_migration(host["name"])  # the first holds the lock, inside its slow migration
     second = deploy([host["name"]], {}, "-y", check=False, env=env)
     out, _ = first.communicate(timeout=300)
     assert first.returncode == 0, out[-3000:]
@@ -151,7 +167,7 @@ def test_postgresql_stopped_mid_run_clear_error_then_recovers(
     result: list[Run] = []
     t = threading.Thread(target=lambda: result.append(deploy([host["name"]], {}, "-y", check=False, env=env)))
     t.start()
-    time.sleep(2.5)
+    wait_for_slow_migration(host["name"])
     ssh(host["name"], "pg_ctlcluster 17 main stop -m fast")
     t.join()
     assert result[0].code != 0

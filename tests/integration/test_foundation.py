@@ -23,7 +23,7 @@ def first_run(deploy: Callable[..., Run], converged: str) -> Run:
 def test_first_deploy_changes_and_succeeds(first_run: Run) -> None:
     out = first_run.json
     assert out["results"]["failed_hosts"] == []
-    changed = changed_ops(out)
+    changed = changed_ops(first_run)
     assert "PostgreSQL packages" in changed
     assert "cluster 17/main" in changed
     assert {"roles", "databases", "extensions"} <= set(changed)

@@ -9,8 +9,6 @@ from typing import Any
 from pyinfra.api.state import StateStage
 from pyinfra.context import ctx_host, ctx_state
 
-from operations import facts
-
 
 class FakeState:
     current_stage = StateStage.Execute
@@ -37,7 +35,6 @@ class FakeHost:
 
 @contextmanager
 def using(host: FakeHost) -> Iterator[FakeHost]:
-    facts._visits.clear()  # every fake host starts with no server or file readings
     with ctx_state.use(FakeState()), ctx_host.use(host):
         yield host
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from operations.facts import VISIT_PARALLEL
 from operations.validation import LOGIN_PROBES
+from operations.visitmemo import VISIT_PARALLEL
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 DRIFT_TEST = Path(__file__).resolve().parents[1] / "integration" / "test_drift.py"

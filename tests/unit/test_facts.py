@@ -18,10 +18,12 @@ import pytest
 from pyinfra.api import FactBase
 
 from operations.conffiles import FileDigests
-from operations.facts import DebPackageStatus, HostResources, PgClusters
+from operations.facts import DebPackageStatus, HostResources, PgClusters, PgState
 
 FIXTURES = Path(__file__).parent / "facts"
-FACTS: dict[str, type[FactBase]] = {f.__name__: f for f in (DebPackageStatus, PgClusters, HostResources, FileDigests)}
+FACTS: dict[str, type[FactBase]] = {
+    f.__name__: f for f in (DebPackageStatus, PgClusters, PgState, HostResources, FileDigests)
+}
 
 
 def cases() -> list[Any]:

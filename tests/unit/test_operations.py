@@ -14,11 +14,15 @@ from operations.conffiles import FileDigests
 from operations.desired import DatabaseSpec, RoleSpec
 from operations.errors import ClusterMismatch
 from operations.facts import DebPackageStatus, PgClusters, PgState
+from operations.plan import ClusterDesired
 from operations.psql import SqlCommand
+from operations.target import Cluster
 
 from .fakehost import FakeHost, FakeState, run_op, using
 
-WHERE = {"version": 17, "cluster": "main", "port": 5432}
+TARGET = Cluster(17, "main", 5432)
+WHERE = {"target": TARGET}
+UP = {"status": "online", "port": 5432}
 ONLINE = {
     "17/main": {
         "version": 17,
@@ -31,9 +35,7 @@ ONLINE = {
 }
 SERVER = {"data_checksums": True, "encoding": "UTF8", "collate": "C.UTF-8", "ctype": "C.UTF-8"}
 CLUSTER_ARGS = {
-    "version": 17,
-    "cluster_name": "main",
-    "port": 5432,
+    "target": TARGET,
     "locale": "C.UTF-8",
     "encoding": "UTF8",
     "data_checksums": True,
@@ -58,7 +60,7 @@ def test_packages_noop_when_all_installed() -> None:
 
 
 def test_cluster_created_with_declared_fixed_properties() -> None:
-    cmds, _ = run_op(server.cluster, {PgClusters: {}}, **CLUSTER_ARGS)
+    cmds, _ = run_op(server.cluster, {PgState: {"status": "missing"}}, **CLUSTER_ARGS)
     assert [str(c) for c in cmds] == [
         "pg_createcluster --port 5432 --locale C.UTF-8 --encoding UTF8 17 main -- --data-checksums"
     ]
@@ -66,17 +68,17 @@ def test_cluster_created_with_declared_fixed_properties() -> None:
 
 def test_stopped_or_new_cluster_is_started_after_its_settings() -> None:
     stopped = {PgClusters: {"17/main": {**ONLINE["17/main"], "online": False}}}
-    cmds, _ = run_op(server.cluster, stopped, **CLUSTER_ARGS)
+    cmds, _ = run_op(server.cluster, {PgState: {"status": "stopped", "port": 5432}}, **CLUSTER_ARGS)
     assert cmds == []  # the cluster operation never starts it: `running` does, once settings are written
     for facts in (stopped, {PgClusters: {}}):
-        cmds, _ = run_op(server.running, facts, version=17, cluster_name="main")
+        cmds, _ = run_op(server.running, facts, target=TARGET)
         assert cmds == ["pg_ctlcluster 17 main start"]
-    cmds, host = run_op(server.running, {PgClusters: ONLINE}, version=17, cluster_name="main")
+    cmds, host = run_op(server.running, {PgClusters: ONLINE}, target=TARGET)
     assert cmds == [] and host.noops == ["cluster 17/main is running"]
 
 
 def test_running_cluster_is_a_noop() -> None:
-    cmds, host = run_op(server.cluster, {PgClusters: ONLINE, PgState: {"server": SERVER}}, **CLUSTER_ARGS)
+    cmds, host = run_op(server.cluster, {PgState: {**UP, "server": SERVER}}, **CLUSTER_ARGS)
     assert cmds == []
     assert host.noops == ["cluster 17/main is running"]
 
@@ -90,16 +92,22 @@ def test_running_cluster_is_a_noop() -> None:
 )
 def test_fixed_property_mismatch_is_an_error_never_a_reinit(server_facts: dict, message: str) -> None:
     with pytest.raises(ClusterMismatch, match=message):
-        run_op(server.cluster, {PgClusters: ONLINE, PgState: {"server": server_facts}}, **CLUSTER_ARGS)
+        run_op(server.cluster, {PgState: {**UP, "server": server_facts}}, **CLUSTER_ARGS)
 
 
 def test_port_mismatch_is_an_error() -> None:
     with pytest.raises(ClusterMismatch, match="runs on port 5432, declared 5433"):
-        run_op(server.cluster, {PgClusters: ONLINE}, **{**CLUSTER_ARGS, "port": 5433})
+        run_op(server.cluster, {PgState: UP}, **{**CLUSTER_ARGS, "target": Cluster(17, "main", 5433)})
 
 
-def test_roles_op_sends_one_psql_with_sql_on_stdin() -> None:
-    cmds, host = run_op(objects.roles, {PgState: {"roles": {}}}, desired={"logos": RoleSpec("logos")}, **WHERE)
+def objects_of(roles: dict | None = None, databases: dict | None = None, **kw) -> dict:
+    return {"desired": ClusterDesired(roles=roles or {}, databases=databases or {}, **kw), "target": TARGET}
+
+
+def test_roles_phase_sends_one_psql_with_sql_on_stdin() -> None:
+    cmds, host = run_op(
+        objects.cluster_objects, {PgState: {**UP, "roles": {}}}, **objects_of({"logos": RoleSpec("logos")})
+    )
     assert len(cmds) == 1
     cmd = cmds[0]
     assert isinstance(cmd, SqlCommand)
@@ -109,60 +117,95 @@ def test_roles_op_sends_one_psql_with_sql_on_stdin() -> None:
     assert cmd.connector_arguments["_sudo_user"] == "postgres"
     # Shown (pyinfra output, --dry): the statements too.
     assert 'CREATE ROLE "logos" LOGIN' in str(cmd)
-    # One combined fact read, whatever the number of roles.
-    assert [c[0] for c in host.fact_calls] == ["PgState"]
+    # One combined fact read, whatever the number of roles, visiting the databases through the memo.
+    assert host.fact_calls == [
+        (
+            "PgState",
+            {
+                "version": 17,
+                "cluster": "main",
+                "port": 5432,
+                "visit": True,
+                "use_memo": True,
+                "_sudo": True,
+                "_sudo_user": "postgres",
+            },
+        )
+    ]
 
 
 def test_converged_databases_and_extensions_are_noops() -> None:
     spec = DatabaseSpec("logos_db", "logos", "UTF8", "C.UTF-8")
-    state = {PgState: {"databases": {"logos_db": {"owner": "logos", "acl": ["logos=CTc/logos"], "extensions": {}}}}}
-    for op in (objects.databases, objects.extensions):
-        cmds, host = run_op(op, state, desired={"logos_db": spec}, **WHERE)
-        assert cmds == []
-        assert host.noops and host.noops[0].startswith("1 ")
+    have = {"owner": "logos", "acl": ["logos=CTc/logos"], "extensions": {}}
+    cmds, host = run_op(
+        objects.cluster_objects,
+        {PgState: {**UP, "databases": {"logos_db": have}}},
+        **objects_of(databases={"logos_db": spec}),
+    )
+    assert cmds == []
+    assert host.noops == ["0 roles and 1 databases are as declared"]
 
 
-def test_managed_files_share_one_digest_reading_and_only_the_differing_one_is_written() -> None:
-    managed = ["/etc/x/a.conf", "/etc/y/b.conf"]
+def test_each_phase_is_one_command_in_order_from_one_reading() -> None:
+    """A new role owning a new database with an extension and a bundle: four phases, each planned from
+    the one reading (the database does not exist yet, so it has no extensions and no ledger)."""
+    from operations.config import Extension
+    from operations.migrations import load_bundle
+
+    spec = DatabaseSpec("logos_db", "logos", "UTF8", "C.UTF-8", (Extension(name="vector"),), bundles=("pp",))
+    desired = objects_of({"logos": RoleSpec("logos")}, {"logos_db": spec}, bundles={"pp": load_bundle("pp")})
+    cmds, host = run_op(objects.cluster_objects, {PgState: {**UP, "roles": {}, "databases": {}}}, **desired)
+    scripts = [c.connector_arguments["_stdin"] for c in cmds]
+    assert [s.split(None, 2)[:2] for s in scripts[:3]] == [
+        ["CREATE", "ROLE"],
+        ["CREATE", "DATABASE"],
+        ["\\connect", '"logos_db"'],
+    ]
+    assert 'CREATE EXTENSION IF NOT EXISTS "vector"' in scripts[2]
+    assert "hearthdb.schema_migrations" in scripts[3]
+    assert len(host.fact_calls) == 1
+
+
+def test_managed_files_each_read_their_own_digest_and_only_the_differing_one_is_written() -> None:
+    paths = ["/etc/x/a.conf", "/etc/y/b.conf"]
     content = "create_main_cluster = false\n"
-    host = FakeHost({FileDigests: {managed[0]: hashlib.sha256(content.encode()).hexdigest(), managed[1]: None}})
+    host = FakeHost({FileDigests: {paths[0]: hashlib.sha256(content.encode()).hexdigest(), paths[1]: None}})
     with using(host):
-        assert list(conffiles.installed_file._inner(path=managed[0], content=content, managed=managed)) == []
+        assert list(conffiles.installed_file._inner(path=paths[0], content=content)) == []
         cmds = list(
-            conffiles.installed_file._inner(
-                path=managed[1], content=content, owner="root", mode="644", secret=False, managed=managed
-            )
+            conffiles.installed_file._inner(path=paths[1], content=content, owner="root", mode="644", secret=False)
         )
-    assert [name for name, _ in host.fact_calls] == ["FileDigests"]
+    assert host.fact_calls == [("FileDigests", {"paths": [paths[0]]}), ("FileDigests", {"paths": [paths[1]]})]
     assert len(cmds) == 1 and "mkdir -p /etc/y" in str(cmds[0])
     assert cmds[0].connector_arguments["_stdin"] == content
 
 
 def test_alter_system_overrides_of_managed_parameters_are_reset_and_reloaded() -> None:
-    facts = {PgState: {"server": {**SERVER, "alter_system": ["work_mem", "wal_level"]}}}
-    cmds, _ = run_op(conffiles.system_overrides, facts, managed=["work_mem", "shared_buffers"], **WHERE)
+    facts = {PgState: {**UP, "server": {**SERVER, "alter_system": ["work_mem", "wal_level"]}}}
+    cmds, _ = run_op(objects.cluster_objects, facts, **objects_of(managed_settings=("work_mem", "shared_buffers")))
     assert len(cmds) == 1
     assert (
         cmds[0].connector_arguments["_stdin"] == 'ALTER SYSTEM RESET "work_mem";\n'
     )  # wal_level is not hearthdb's: left alone
     assert "pg_reload_conf()" in str(cmds[0]) and "pending_restart" in str(cmds[0])
-    cmds, host = run_op(conffiles.system_overrides, facts, managed=["shared_buffers"], **WHERE)
-    assert cmds == [] and host.noops == ["no managed parameter is overridden by ALTER SYSTEM"]
+    cmds, host = run_op(objects.cluster_objects, facts, **objects_of(managed_settings=("shared_buffers",)))
+    assert cmds == [] and host.noops == ["0 roles and 0 databases are as declared"]
 
 
 def test_objects_of_a_stopped_cluster_are_not_guessed_while_detecting_changes() -> None:
     """In `--dry` a stopped cluster cannot be read: the operation says so instead of planning every
     role anew; while the run executes (after `running` started it) it fails clearly."""
-    facts = {PgState: {}, PgClusters: {"17/main": {**ONLINE["17/main"], "online": False}}}
+    facts = {PgState: {"status": "stopped", "port": 5432}}
+    desired = objects_of({"logos": RoleSpec("logos")})
     host = FakeHost(facts)
     with using(host), _stage_prepare():
-        cmds = list(objects.roles._inner(desired={"logos": RoleSpec("logos")}, **WHERE))
-    assert cmds == [] and host.noops == ["roles: the cluster is stopped"]
-    cmds, _ = run_op(objects.roles, facts, desired={"logos": RoleSpec("logos")}, **WHERE)
-    assert "is not running" in str(cmds[0])
+        cmds = list(objects.cluster_objects._inner(**desired))
+    assert cmds == [] and host.noops == ["SQL objects: the cluster is stopped"]
+    cmds, _ = run_op(objects.cluster_objects, facts, **desired)
+    assert "is not running" in cmds[0].args[0]
     # a new host (no cluster at all yet): everything is planned from nothing
-    with using(FakeHost({PgState: {}, PgClusters: {}})), _stage_prepare():
-        cmds = list(objects.roles._inner(desired={"logos": RoleSpec("logos")}, **WHERE))
+    with using(FakeHost({PgState: {"status": "missing"}})), _stage_prepare():
+        cmds = list(objects.cluster_objects._inner(**desired))
     assert 'CREATE ROLE "logos"' in cmds[0].shown
 
 

@@ -17,6 +17,10 @@ PURE = [
     "operations.render",
     "operations.scram",
     "operations.catalog",
+    "operations.target",
+    "operations.queries",
+    "operations.visitmemo",
+    "operations.tls",
 ]
 
 

@@ -7,10 +7,11 @@ import pytest
 from operations import reset
 from operations.errors import ConfigError
 from operations.facts import PgClusters
+from operations.target import Cluster
 
 from .fakehost import run_op
 
-ARGS = {"backup_dir": "/var/backups/hearthdb", "version": 17, "cluster": "main", "port": 5432}
+ARGS = {"backup_dir": "/var/backups/hearthdb", "target": Cluster(17, "main", 5432)}
 ONLINE = {"17/main": {"online": True}}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from operations.hooks import stale
+from operations.lock import stale
 
 
 def test_deploy_lock_staleness() -> None:

@@ -1,0 +1,102 @@
+"""The post-deploy validation operation: the checks of `validation` on one fresh reading of the host,
+recorded in eng_patterns.
+
+It runs in pyinfra's execution stage only (in `--dry` and during change detection it reports that it
+will run), and writes nothing but its result rows, so a converged host still reports no change.
+"""
+
+from __future__ import annotations
+
+from pyinfra import host, logger, state
+from pyinfra.api import StringCommand, operation
+
+from .desired import DatabaseSpec, RoleSpec
+from .facts import PSQL_USER, DebPackageStatus, read_cluster
+from .migrations import load_bundle
+from .psql import SqlCommand
+from .report import fail
+from .target import Cluster
+from .validation import (
+    Check,
+    login_checks,
+    login_pairs,
+    login_script,
+    new_run_id,
+    passfile,
+    record_statements,
+    state_checks,
+    summary,
+    untried,
+)
+
+
+@operation()
+def validate(
+    packages: list[str],
+    roles: dict[str, RoleSpec],
+    databases: dict[str, DatabaseSpec],
+    ai_databases: dict[str, str],
+    shared_database: str,
+    targets: dict[str, int],
+    tls: bool,
+    target: Cluster,
+):
+    """
+    Run the named boolean checks, record each in eng_patterns, print a compact table, and fail the
+    host if any check is false (after recording).
+
+    + packages: Debian packages that must be installed
+    + roles, databases: the desired state
+    + ai_databases: AI role -> its database (for the login and isolation checks)
+    + shared_database: where results are recorded
+    + targets: bundle versions the schemas should be at
+    + tls: whether TLS is declared (then `ssl` must be on)
+    + target: the cluster
+    """
+    yield from ()  # an operation is a generator, even one that never yields a command
+    if not state.is_executing:
+        host.noop("validation runs after the deploy")
+        return
+    run_id = new_run_id()
+    # one fresh reading, every database visited (never the memo): what the checks see is the server
+    st = read_cluster(target, visit=True, use_memo=False)
+    online = st.get("status") == "online" and st.get("port") == target.port
+    bundles = {b: load_bundle(b) for b in sorted({b for d in databases.values() for b in d.bundles})}
+    checks = state_checks(
+        packages, host.get_fact(DebPackageStatus, packages=packages), online, roles, databases, st, bundles, targets
+    )
+    if tls:
+        checks.append(Check("tls", "", bool((st.get("server") or {}).get("ssl")), "ssl is off"))
+    pairs = login_pairs(roles, ai_databases, shared_database, int(run_id, 16))
+    if online and pairs:
+        names = {r for r, _, _ in pairs}
+        _, output = host.run_shell_command(
+            StringCommand(login_script(target.port, pairs)), _stdin=passfile(roles, names), **PSQL_USER
+        )
+        lines = list(output.stdout_lines)
+        if rest := untried(pairs, lines):  # a failed login ended the chain: ask the rest one by one
+            _, output = host.run_shell_command(
+                StringCommand(login_script(target.port, rest, chain=False)), _stdin=passfile(roles, names), **PSQL_USER
+            )
+            lines += output.stdout_lines
+        checks += login_checks(pairs, lines)
+    if online:
+        record = SqlCommand(target.port, record_statements(checks, host.name, run_id), database=shared_database)
+        ok, output = host.run_shell_command(record, **record.connector_arguments)
+        recorded = "recorded" in output.stdout_lines
+        where = f"recorded in {shared_database}.eng_patterns" if recorded else "not recorded: no eng_patterns table"
+        if not ok:
+            where = f"not recorded: {' '.join(output.stderr_lines)[:300]}"
+    else:
+        where = "not recorded: the cluster is not running"
+    failed = [c for c in checks if not c.passed]
+    logger.info(
+        f"{host.print_prefix}validation run {run_id}: {len(checks) - len(failed)}/{len(checks)} checks passed, "
+        f"{where}\n" + "\n".join(f"        {line}" for line in summary(checks))
+    )
+    if failed:
+        # Fail the host the way a failing command does (no traceback); recorded above already.
+        names = ", ".join(c.name for c in failed[:10]) + (" …" if len(failed) > 10 else "")
+        yield fail(f"validation failed: {names}")
+        return
+    host.noop(f"validation run {run_id}: all {len(checks)} checks passed")

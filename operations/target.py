@@ -1,0 +1,77 @@
+"""The cluster a deploy acts on, and every host path that follows from it (Debian's layout).
+
+Operations take a `Cluster` instead of loose version/name/port arguments; no path or file name of the
+host is spelled anywhere else.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+# hearthdb's own files in Debian's drop-in directories
+CONF_D_NAME = "50-hearthdb.conf"
+CREATECLUSTER_CONF = f"/etc/postgresql-common/createcluster.d/{CONF_D_NAME}"
+TLS_CERT_NAME = "hearthdb-server.crt"
+TLS_KEY_NAME = "hearthdb-server.key"
+# Where postgresql-common and PostgreSQL keep everything (what a nuclear reset purges).
+HOST_ROOTS = ("/var/lib/postgresql", "/etc/postgresql", "/etc/postgresql-common", "/var/log/postgresql")
+
+
+@dataclass(frozen=True)
+class Cluster:
+    version: int
+    name: str
+    port: int
+
+    @property
+    def key(self) -> str:
+        """As postgresql-common names it: "17/main"."""
+        return f"{self.version}/{self.name}"
+
+    @property
+    def etc(self) -> str:
+        return f"/etc/postgresql/{self.version}/{self.name}"
+
+    @property
+    def conf_d_file(self) -> str:
+        return f"{self.etc}/conf.d/{CONF_D_NAME}"
+
+    @property
+    def postgresql_conf(self) -> str:
+        return f"{self.etc}/postgresql.conf"
+
+    @property
+    def hba_file(self) -> str:
+        return f"{self.etc}/pg_hba.conf"
+
+    @property
+    def tls_cert(self) -> str:
+        return f"{self.etc}/{TLS_CERT_NAME}"
+
+    @property
+    def tls_key(self) -> str:
+        return f"{self.etc}/{TLS_KEY_NAME}"
+
+    @property
+    def data_directory(self) -> str:
+        """Debian's default; `pg_lsclusters` (the PgClusters fact) reports where an existing one is."""
+        return f"/var/lib/postgresql/{self.version}/{self.name}"
+
+    @property
+    def bindir(self) -> str:
+        return f"/usr/lib/postgresql/{self.version}/bin"
+
+    @property
+    def visit_memo(self) -> str:
+        """The rows of the last visit of every database (see `visitmemo`)."""
+        return f"/var/lib/postgresql/.hearthdb-visit-{self.version}-{self.name}"
+
+    @property
+    def shell_args(self) -> str:
+        """`17 main`, as pg_ctlcluster and pg_lsclusters take them."""
+        return f"{int(self.version)} {shlex.quote(self.name)}"
+
+    def managed_files(self, tls: bool) -> list[str]:
+        """Every file a deploy writes for this cluster, in the order it writes them."""
+        return [CREATECLUSTER_CONF, *([self.tls_cert, self.tls_key] if tls else []), self.conf_d_file, self.hba_file]
