@@ -8,6 +8,7 @@ from .catalog import preload_for
 from .config import HearthConfig, Scalar
 from .desired import DatabaseSpec
 from .paths import TEMPLATES
+from .target import Cluster
 from .tls import tls_settings
 
 _env = jinja2.Environment(
@@ -55,7 +56,7 @@ def effective_settings(
         out["shared_preload_libraries"] = ",".join(libs)
     out.update(derived or {})
     out.update(BASELINE)
-    out.update(tls_settings(cfg.tls, f"/etc/postgresql/{cfg.cluster.version}/{cfg.cluster.name}"))
+    out.update(tls_settings(cfg.tls, Cluster(cfg.cluster.version, cfg.cluster.name, cfg.cluster.port)))
     out.update({k: v for k, v in cfg.settings.items() if k != "shared_preload_libraries"})
     return out
 

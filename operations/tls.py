@@ -16,6 +16,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .paths import ROOT
+from .target import Cluster
 
 VALID_DAYS = 397
 RENEW_DAYS = 30
@@ -141,13 +142,13 @@ def server_files(tls: Tls, host_name: str, addresses: list[str]) -> tuple[bytes,
     return crt.read_bytes(), key.read_bytes()
 
 
-def tls_settings(tls: Tls, etc: str) -> dict[str, str | bool]:
+def tls_settings(tls: Tls, target: Cluster) -> dict[str, str | bool]:
     if not tls.enabled:
         return {}
     return {
         "ssl": True,
-        "ssl_cert_file": f"{etc}/hearthdb-server.crt",
-        "ssl_key_file": f"{etc}/hearthdb-server.key",
+        "ssl_cert_file": target.tls_cert,
+        "ssl_key_file": target.tls_key,
         "ssl_min_protocol_version": tls.min_protocol,
         "ssl_ciphers": tls.ciphers,
         "ssl_prefer_server_ciphers": True,
