@@ -14,17 +14,13 @@ from . import conffiles, lock, objects, postdeploy, reset, server, status
 from .config import HearthConfig, ai_database
 from .desired import derived_settings, desired_databases, desired_roles, package_names, template1
 from .facts import HostResources
-from .migrations import load_bundle, parse_targets
+from .migrations import load_bundles, parse_targets
 from .paths import TEMPLATES
 from .plan import ClusterDesired
 from .render import effective_settings, hba_content, settings_content
 from .secrets import complete_passwords
 from .target import CREATECLUSTER_CONF, Cluster
 from .tls import server_files
-
-
-def target_of(cfg: HearthConfig) -> Cluster:
-    return Cluster(cfg.cluster.version, cfg.cluster.name, cfg.cluster.port)
 
 
 @deploy("hearthdb")
@@ -35,16 +31,15 @@ def converge(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
     (HEARTHDB_PASSWORD_<ROLE>, then the secrets file). `migrate_to` is `"hm:0,pp:1"` as in `--data`.
     Everything is computed and checked before the first operation, so bad input touches no host."""
     c = cfg.cluster
-    target = target_of(cfg)
+    target = Cluster.of(cfg.cluster)
     dbs = desired_databases(cfg)
     roles = desired_roles(cfg, complete_passwords(cfg, passwords))
-    bundles = {b: load_bundle(b) for b in sorted({b for d in dbs.values() for b in d.bundles})}
     derived = derived_settings(cfg, host.get_fact(HostResources) if cfg.sizing.enabled else {})
     inside = ClusterDesired(
         roles=roles,
         databases=dbs,
         template1=template1(cfg),
-        bundles=bundles,
+        bundles=load_bundles(dbs),
         targets=parse_targets(migrate_to),
         variables={"embedding_dim": str(cfg.schema_.embedding_dim)},
         applied_by=f"{getpass.getuser()}@{socket.gethostname()}",
@@ -99,7 +94,7 @@ def validate(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
         shared_database=cfg.shared_db.name,
         targets=parse_targets(migrate_to),
         tls=cfg.tls.enabled,
-        target=target_of(cfg),
+        target=Cluster.of(cfg.cluster),
     )
 
 
@@ -107,7 +102,7 @@ def validate(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
 def nuclear_reset(cfg: HearthConfig, confirm: str | None) -> None:
     """Back up, then purge PostgreSQL from the host: `pyinfra inventory.py reset.py --data confirm=HOST`."""
     reset.nuclear_reset(
-        name="nuclear reset (backup first)", confirm=confirm, backup_dir=cfg.backup_dir, target=target_of(cfg)
+        name="nuclear reset (backup first)", confirm=confirm, backup_dir=cfg.backup_dir, target=Cluster.of(cfg.cluster)
     )
 
 
@@ -115,5 +110,8 @@ def nuclear_reset(cfg: HearthConfig, confirm: str | None) -> None:
 def schema_status(cfg: HearthConfig, migrate_to: str | None = None) -> None:
     """Applied and pending migrations per database: `pyinfra inventory.py status.py`."""
     status.schema_status(
-        name="schema status", databases=desired_databases(cfg), targets=parse_targets(migrate_to), target=target_of(cfg)
+        name="schema status",
+        databases=desired_databases(cfg),
+        targets=parse_targets(migrate_to),
+        target=Cluster.of(cfg.cluster),
     )

@@ -110,7 +110,7 @@ class PgState(FactBase):
         )
 
     def process(self, output: list[str]) -> dict[str, Any]:
-        status = (output[0].split() if output else []) + ["missing"]
+        status = output[0].split() if output else ["status", "missing"]
         head: dict[str, Any] = {"status": status[1]}
         if status[1] != "missing":
             head["port"] = int(status[2])

@@ -72,6 +72,11 @@ class Migration:
         return not text.lstrip().startswith(NO_TRANSACTION)
 
 
+def load_bundles(databases: dict[str, DatabaseSpec]) -> dict[str, list[Migration]]:
+    """Every bundle the databases declare, by name."""
+    return {b: load_bundle(b) for b in sorted({b for d in databases.values() for b in d.bundles})}
+
+
 def load_bundle(bundle: str, root: Path = SCHEMA) -> list[Migration]:
     folder = root / bundle
     if not folder.is_dir():

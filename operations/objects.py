@@ -12,7 +12,7 @@ from pyinfra.api import StringCommand, operation
 
 from .conffiles import reload_script
 from .facts import psql_base, read_cluster
-from .plan import ClusterDesired, Phase, plan_cluster
+from .plan import ALTER_SYSTEM, ClusterDesired, Phase, plan_cluster
 from .psql import SqlCommand
 from .report import fail, show_plan
 from .scram import prewarm
@@ -24,7 +24,7 @@ STOPPED = "the cluster is stopped"
 
 
 def _command(target: Cluster, phase: Phase) -> StringCommand:
-    if phase.name != "settings overridden by ALTER SYSTEM":
+    if phase.name != ALTER_SYSTEM:
         return SqlCommand(target.port, phase.statements)
     # one statement per line: ALTER SYSTEM cannot run inside the implicit transaction of `psql -c "a; b"`
     script = "\n".join(s.script for s in phase.statements)

@@ -257,14 +257,8 @@ class Phase:
 
 
 # The phases in the order they run: each is planned from the state the phases before it leave.
-PHASES = (
-    "settings overridden by ALTER SYSTEM",
-    "roles",
-    "databases",
-    "extensions",
-    "absent roles",
-    "schema migrations",
-)
+ALTER_SYSTEM = "settings overridden by ALTER SYSTEM"  # run with a reload after it, not in psql alone
+PHASES = (ALTER_SYSTEM, "roles", "databases", "extensions", "absent roles", "schema migrations")
 
 
 def plan_cluster(desired: ClusterDesired, reading: dict[str, Any]) -> list[Phase]:
@@ -294,11 +288,12 @@ def plan_cluster(desired: ClusterDesired, reading: dict[str, Any]) -> list[Phase
                 desired.applied_by,
                 have.get("ledger_owner"),
             )
-    return [
-        Phase(PHASES[0], [stmt("ALTER SYSTEM RESET {}", name) for name in overridden]),
-        Phase(PHASES[1], plan_roles(desired.roles, roles)),
-        Phase(PHASES[2], plan_databases(desired.databases, dbs, desired.allow_drop)),
-        Phase(PHASES[3], plan_extensions(with_extensions, dbs, reading.get("available_extensions"))),
-        Phase(PHASES[4], plan_role_drops(desired.roles, roles, desired.allow_drop)),
-        Phase(PHASES[5], migrations),
+    statements = [
+        [stmt("ALTER SYSTEM RESET {}", name) for name in overridden],
+        plan_roles(desired.roles, roles),
+        plan_databases(desired.databases, dbs, desired.allow_drop),
+        plan_extensions(with_extensions, dbs, reading.get("available_extensions")),
+        plan_role_drops(desired.roles, roles, desired.allow_drop),
+        migrations,
     ]
+    return [Phase(name, stmts) for name, stmts in zip(PHASES, statements, strict=True)]

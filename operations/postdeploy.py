@@ -12,7 +12,7 @@ from pyinfra.api import StringCommand, operation
 
 from .desired import DatabaseSpec, RoleSpec
 from .facts import PSQL_USER, DebPackageStatus, read_cluster
-from .migrations import load_bundle
+from .migrations import load_bundles
 from .psql import SqlCommand
 from .report import fail
 from .target import Cluster
@@ -61,7 +61,7 @@ def validate(
     # one fresh reading, every database visited (never the memo): what the checks see is the server
     st = read_cluster(target, visit=True, use_memo=False)
     online = st.get("status") == "online" and st.get("port") == target.port
-    bundles = {b: load_bundle(b) for b in sorted({b for d in databases.values() for b in d.bundles})}
+    bundles = load_bundles(databases)
     checks = state_checks(
         packages, host.get_fact(DebPackageStatus, packages=packages), online, roles, databases, st, bundles, targets
     )

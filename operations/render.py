@@ -56,7 +56,7 @@ def effective_settings(
         out["shared_preload_libraries"] = ",".join(libs)
     out.update(derived or {})
     out.update(BASELINE)
-    out.update(tls_settings(cfg.tls, Cluster(cfg.cluster.version, cfg.cluster.name, cfg.cluster.port)))
+    out.update(tls_settings(cfg.tls, Cluster.of(cfg.cluster)))
     out.update({k: v for k, v in cfg.settings.items() if k != "shared_preload_libraries"})
     return out
 

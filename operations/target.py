@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
+from typing import Any
 
 # hearthdb's own files in Debian's drop-in directories
 CONF_D_NAME = "50-hearthdb.conf"
@@ -23,6 +24,11 @@ class Cluster:
     version: int
     name: str
     port: int
+
+    @classmethod
+    def of(cls, declared: Any) -> Cluster:
+        """The target of a declared `cluster:` section (`config.Cluster`)."""
+        return cls(declared.version, declared.name, declared.port)
 
     @property
     def key(self) -> str:

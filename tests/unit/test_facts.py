@@ -44,3 +44,7 @@ def test_fact(name: str, case: dict[str, Any]) -> None:
     fact = FACTS[name]()
     assert fact.command(**case["args"]) == case["command"]
     assert fact.process(case["output"]) == case["fact"]
+
+
+def test_pg_state_without_any_output_reads_as_no_cluster() -> None:
+    assert PgState().process([]) == {"status": "missing"}
