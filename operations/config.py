@@ -242,7 +242,8 @@ class Schema(Strict):
 
 
 class Database(Strict):
-    owner: Name | None = None  # required for a database that is not derived (shared or AI)
+    # required for a database that is not derived (shared or AI); `catalog`: how the server query reads it
+    owner: Name | None = Field(None, json_schema_extra={"catalog": "pg_get_userbyid(d.datdba)"})
     extensions: list[Extension] | None = None  # default: default_extensions
     bundles: list[Bundle] | None = None  # default: schema.shared / schema.ai for derived ones, else none
     connect: list[Name] = Field(default_factory=list)  # roles granted CONNECT besides the owner
@@ -254,6 +255,14 @@ class Database(Strict):
         if isinstance(data, dict) and "extensions" in data:
             data = {**data, "extensions": _extension_list(data["extensions"])}
         return data
+
+
+# Database attributes read from pg_database -> their expression over `pg_database d`.
+DATABASE_ATTRIBUTES: dict[str, str] = {
+    name: f.json_schema_extra["catalog"]  # type: ignore[index]
+    for name, f in Database.model_fields.items()
+    if isinstance(f.json_schema_extra, dict) and "catalog" in f.json_schema_extra
+}
 
 
 HBA_TYPES = ("local", "host", "hostssl", "hostnossl")

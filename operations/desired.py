@@ -54,16 +54,22 @@ class RoleSpec:
         raise AttributeError(attr)
 
 
-@dataclass(frozen=True)
-class DatabaseSpec:
+class DatabaseSpec(Database):
+    """A database as the planners see it: the declared `config.Database` with every default resolved, and
+    the cluster's encoding and locale. Every field of the model is inherited, so a new database attribute
+    is one field there (and its planner line)."""
+
     name: str
     owner: str
     encoding: str
     locale: str
     extensions: tuple[Extension, ...] = ()
     connect: tuple[str, ...] = ()  # roles granted CONNECT besides the owner; PUBLIC never
-    present: bool = True
     bundles: tuple[str, ...] = ()  # schema bundles migrated in this database, in order
+
+    @property
+    def present(self) -> bool:
+        return self.state == "present"
 
 
 def _role_defaults(cfg: HearthConfig, name: str) -> dict:
@@ -116,14 +122,16 @@ def desired_databases(cfg: HearthConfig) -> dict[str, DatabaseSpec]:
         db = Database(**values)
         exts = db.extensions if db.extensions is not None else cfg.default_extensions
         out[name] = DatabaseSpec(
-            name=name,
-            owner=db.owner or "",
-            encoding=cfg.cluster.encoding,
-            locale=cfg.cluster.locale,
-            extensions=tuple(exts),
-            connect=tuple(sorted(set(db.connect) - {db.owner})),
-            present=db.state == "present",
-            bundles=tuple(db.bundles or ()),
+            **{
+                **dict(db),
+                "name": name,
+                "owner": db.owner or "",
+                "encoding": cfg.cluster.encoding,
+                "locale": cfg.cluster.locale,
+                "extensions": tuple(exts),
+                "connect": tuple(sorted(set(db.connect) - {db.owner})),
+                "bundles": tuple(db.bundles or ()),
+            }
         )
     return out
 
@@ -140,7 +148,11 @@ def template1(cfg: HearthConfig) -> DatabaseSpec | None:
     if not cfg.template1_extensions:
         return None
     return DatabaseSpec(
-        "template1", "postgres", cfg.cluster.encoding, cfg.cluster.locale, tuple(cfg.template1_extensions)
+        name="template1",
+        owner="postgres",
+        encoding=cfg.cluster.encoding,
+        locale=cfg.cluster.locale,
+        extensions=tuple(cfg.template1_extensions),
     )
 
 

@@ -1,11 +1,13 @@
 """Catalog queries behind the combined facts. Each returns one JSON value per row (`json_build_object`),
 so parsing never splits psql output on separators."""
 
-from .config import ROLE_ATTRIBUTES
+from .config import DATABASE_ATTRIBUTES, ROLE_ATTRIBUTES
 from .target import CONF_D_NAME
 
 # Each role attribute under its model name, from its pg_authid column.
 _ROLE_FLAGS = ", ".join(f"'{name}', a.{column}" for name, column in ROLE_ATTRIBUTES.items())
+# Each database attribute read from pg_database, under its model name.
+_DATABASE_FIELDS = ", ".join(f"'{name}', {expr}" for name, expr in DATABASE_ATTRIBUTES.items())
 
 # Server-wide state: properties fixed at initdb, every role, every database, available extensions.
 # The role password is never returned: only the SCRAM salt and iteration count (to recompute the
@@ -39,7 +41,7 @@ SELECT json_build_object(
     ORDER BY a.rolname)
     FROM pg_authid a WHERE a.rolname !~ '^pg_'),
   'databases', (SELECT json_object_agg(d.datname, json_build_object(
-    'owner', pg_get_userbyid(d.datdba), 'encoding', pg_encoding_to_char(d.encoding),
+    {database_fields}, 'encoding', pg_encoding_to_char(d.encoding),
     'collate', d.datcollate, 'ctype', d.datctype, 'acl', d.datacl::text[],
     'allow_connections', d.datallowconn, 'extensions', NULL) ORDER BY d.datname)
     FROM pg_database d WHERE NOT d.datistemplate OR d.datname = 'template1'),
@@ -51,6 +53,7 @@ SELECT json_build_object(
 )
 """.strip()
 SERVER_QUERY = SERVER_QUERY.replace("{conf_d}", CONF_D_NAME).replace("{role_flags}", _ROLE_FLAGS)
+SERVER_QUERY = SERVER_QUERY.replace("{database_fields}", _DATABASE_FIELDS)
 
 # Per database, run after `\connect`: its installed extensions and their versions.
 DATABASE_QUERY = r"""

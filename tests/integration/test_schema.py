@@ -180,7 +180,7 @@ def test_concurrent_migrations_wait_for_the_lock_and_apply_once(host: dict[str, 
         "DROP TABLE slow_marker;\n",
     )
     bundles = {"pp": [*load_bundle("pp", schema_copy), slow]}
-    spec = DatabaseSpec("logos_db", "logos", "UTF8", "C.UTF-8", bundles=("pp",))
+    spec = DatabaseSpec(name="logos_db", owner="logos", encoding="UTF8", locale="C.UTF-8", bundles=("pp",))
     rows = [{"bundle": b, "version": v, "sha256": sha} for b, v, sha in ledger(name, "logos_db")]
     script = SqlCommand(5432, plan_migrations(spec, bundles, rows, {}, {"embedding_dim": "1536"}, "test"))
     stdin = script.connector_arguments["_stdin"]

@@ -11,7 +11,7 @@ from operations.errors import ConfigError, PlanError
 from operations.migrations import NO_TRANSACTION, load_bundle, parse_targets, plan_migrations
 from operations.psql import SqlCommand
 
-SPEC = DatabaseSpec("logos_db", "logos", "UTF8", "C", bundles=("b",))
+SPEC = DatabaseSpec(name="logos_db", owner="logos", encoding="UTF8", locale="C", bundles=("b",))
 
 
 def bundle(tmp_path: Path, files: dict[str, str]) -> Path:

@@ -135,7 +135,7 @@ def test_roles_phase_sends_one_psql_with_sql_on_stdin() -> None:
 
 
 def test_converged_databases_and_extensions_are_noops() -> None:
-    spec = DatabaseSpec("logos_db", "logos", "UTF8", "C.UTF-8")
+    spec = DatabaseSpec(name="logos_db", owner="logos", encoding="UTF8", locale="C.UTF-8")
     have = {"owner": "logos", "acl": ["logos=CTc/logos"], "extensions": {}}
     cmds, host = run_op(
         objects.cluster_objects,
@@ -152,7 +152,14 @@ def test_each_phase_is_one_command_in_order_from_one_reading() -> None:
     from operations.config import Extension
     from operations.migrations import load_bundle
 
-    spec = DatabaseSpec("logos_db", "logos", "UTF8", "C.UTF-8", (Extension(name="vector"),), bundles=("pp",))
+    spec = DatabaseSpec(
+        name="logos_db",
+        owner="logos",
+        encoding="UTF8",
+        locale="C.UTF-8",
+        extensions=(Extension(name="vector"),),
+        bundles=("pp",),
+    )
     desired = objects_of({"logos": RoleSpec("logos")}, {"logos_db": spec}, bundles={"pp": load_bundle("pp")})
     cmds, host = run_op(objects.cluster_objects, {PgState: {**UP, "roles": {}, "databases": {}}}, **desired)
     scripts = [c.connector_arguments["_stdin"] for c in cmds]

@@ -74,7 +74,7 @@ def test_quotes_in_names_are_escaped() -> None:
 
 
 def test_database_created_from_template0_with_owner_locale_and_closed_to_public() -> None:
-    spec = DatabaseSpec("logos_db", "logos", "UTF8", "C.UTF-8", connect=("hearthminds",))
+    spec = DatabaseSpec(name="logos_db", owner="logos", encoding="UTF8", locale="C.UTF-8", connect=("hearthminds",))
     assert sqls(plan_databases({"logos_db": spec}, {})) == [
         "CREATE DATABASE \"logos_db\" OWNER \"logos\" TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8'",
         'REVOKE CONNECT, TEMPORARY ON DATABASE "logos_db" FROM PUBLIC',
@@ -88,7 +88,7 @@ def test_database_created_from_template0_with_owner_locale_and_closed_to_public(
 
 
 def test_database_acl_drift_is_closed() -> None:
-    spec = DatabaseSpec("logos_db", "logos", "UTF8", "C.UTF-8", connect=("hearthminds",))
+    spec = DatabaseSpec(name="logos_db", owner="logos", encoding="UTF8", locale="C.UTF-8", connect=("hearthminds",))
     drifted = {"owner": "logos", "acl": ["=Tc/logos", "logos=CTc/logos", "aletheia=c/logos"]}
     assert sqls(plan_databases({"logos_db": spec}, {"logos_db": drifted})) == [
         'REVOKE CONNECT, TEMPORARY ON DATABASE "logos_db" FROM PUBLIC',
@@ -98,7 +98,7 @@ def test_database_acl_drift_is_closed() -> None:
 
 
 def test_absent_database_dropped_only_with_allow_drop() -> None:
-    spec = DatabaseSpec("old_db", "old", "UTF8", "C", present=False)
+    spec = DatabaseSpec(name="old_db", owner="old", encoding="UTF8", locale="C", state="absent")
     with pytest.raises(PlanError, match="declared absent, but allow_drop is false"):
         plan_databases({"old_db": spec}, {"old_db": {"owner": "old"}})
     assert sqls(plan_databases({"old_db": spec}, {"old_db": {"owner": "old"}}, allow_drop=True)) == [
@@ -109,9 +109,15 @@ def test_absent_database_dropped_only_with_allow_drop() -> None:
 
 def test_extensions_only_where_missing_or_at_another_version() -> None:
     desired = {
-        "a_db": DatabaseSpec("a_db", "a", "UTF8", "C", (Extension(name="vector"),)),
-        "b_db": DatabaseSpec("b_db", "b", "UTF8", "C", (Extension(name="vector", version="0.8.0"),)),
-        "c_db": DatabaseSpec("c_db", "c", "UTF8", "C", (Extension(name="vector"),)),
+        "a_db": DatabaseSpec(
+            name="a_db", owner="a", encoding="UTF8", locale="C", extensions=(Extension(name="vector"),)
+        ),
+        "b_db": DatabaseSpec(
+            name="b_db", owner="b", encoding="UTF8", locale="C", extensions=(Extension(name="vector", version="0.8.0"),)
+        ),
+        "c_db": DatabaseSpec(
+            name="c_db", owner="c", encoding="UTF8", locale="C", extensions=(Extension(name="vector"),)
+        ),
     }
     actual = {
         "a_db": {"extensions": {"plpgsql": "1.0"}},
@@ -189,7 +195,11 @@ def test_absent_role_dropped_only_with_allow_drop() -> None:
 
 
 def test_extension_updated_to_newest_when_unpinned_and_unknown_one_refused() -> None:
-    spec = {"a_db": DatabaseSpec("a_db", "a", "UTF8", "C", (Extension(name="vector"),))}
+    spec = {
+        "a_db": DatabaseSpec(
+            name="a_db", owner="a", encoding="UTF8", locale="C", extensions=(Extension(name="vector"),)
+        )
+    }
     have = {"a_db": {"extensions": {"vector": "0.7.0"}}}
     avail = {"vector": {"default": "0.8.0", "versions": ["0.7.0", "0.8.0"]}}
     assert sqls(plan_extensions(spec, have, avail)) == [
@@ -202,7 +212,7 @@ def test_extension_updated_to_newest_when_unpinned_and_unknown_one_refused() -> 
 
 
 def test_public_schema_create_taken_from_public() -> None:
-    spec = {"a_db": DatabaseSpec("a_db", "a", "UTF8", "C", ())}
+    spec = {"a_db": DatabaseSpec(name="a_db", owner="a", encoding="UTF8", locale="C", extensions=())}
     assert sqls(plan_extensions(spec, {"a_db": {"extensions": {}, "public_create": True}})) == [
         '\\connect "a_db"',
         "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
@@ -232,7 +242,7 @@ def test_owner_change_moves_the_old_owners_rights_and_merges() -> None:
 def test_owner_repaired_and_the_grant_it_collapsed_given_back() -> None:
     """Before the model, the grant to hearthminds (merged into its ownership by the drift) was planned
     from the reading taken before the owner change, found present, and lost: two runs were needed."""
-    spec = DatabaseSpec("logos_db", "logos", "UTF8", "C.UTF-8", connect=("hearthminds",))
+    spec = DatabaseSpec(name="logos_db", owner="logos", encoding="UTF8", locale="C.UTF-8", connect=("hearthminds",))
     drifted = {"owner": "hearthminds", "acl": ["hearthminds=CTc/hearthminds"]}
     assert sqls(plan_databases({"logos_db": spec}, {"logos_db": drifted})) == [
         'ALTER DATABASE "logos_db" OWNER TO "logos"',
@@ -283,7 +293,7 @@ def test_any_database_acl_and_owner_reach_the_declared_rights_in_one_plan(
     owner: str, grants: dict[str, str], default: bool, connect: set[str]
 ) -> None:
     acl = None if default else [f"{g}={p}/{owner}" for g, p in grants.items()] + [f"{owner}=CTc/{owner}"]
-    spec = DatabaseSpec("x_db", "logos", "UTF8", "C", connect=tuple(sorted(connect)))
+    spec = DatabaseSpec(name="x_db", owner="logos", encoding="UTF8", locale="C", connect=tuple(sorted(connect)))
     plan = sqls(plan_databases({"x_db": spec}, {"x_db": {"owner": owner, "acl": acl}}))
     final_owner, rights = _run_acl(acl, owner, plan)
     assert final_owner == "logos"
