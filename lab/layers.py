@@ -31,6 +31,12 @@ LAYERS: dict[str, Layer] = {
         packages=("postgresql-17", "postgresql-17-pgvector"),
         after="pg_dropcluster --stop 17 main; rm -rf /var/lib/postgresql/17/main /var/log/postgresql/*",
     ),
+    # the same with pgBackRest, for the backup tests' database host
+    "backup": Layer(
+        version=1,
+        packages=("postgresql-17", "postgresql-17-pgvector", "pgbackrest"),
+        after="pg_dropcluster --stop 17 main; rm -rf /var/lib/postgresql/17/main /var/log/postgresql/*",
+    ),
 }
 
 

@@ -29,7 +29,9 @@ from pydantic import (
 from .catalog import known_extensions
 from .errors import ConfigError
 from .paths import ROOT, SCHEMA
+from .pgbackrest import Backup, check_backup
 from .settings_types import Scalar, check_setting
+from .target import Cluster as ClusterTarget
 from .tls import Tls
 
 DEFAULTS_FILE = ROOT / "group_data" / "defaults.yml"
@@ -325,6 +327,7 @@ class HearthConfig(Strict):
     sizing: Sizing = Field(default_factory=Sizing)
     roles: dict[Name, Role] = Field(default_factory=dict)
     databases: dict[Name, Database] = Field(default_factory=dict)
+    backup: Backup = Field(default_factory=Backup)
 
     @model_validator(mode="before")
     @classmethod
@@ -358,6 +361,8 @@ class HearthConfig(Strict):
         _check_extensions(self)
         check_settings(self.settings)
         _check_references(self)
+        target = ClusterTarget.of(self.cluster)
+        check_backup(self.backup, self.settings, target.data_directory, target.etc)
         return self
 
 

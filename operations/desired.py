@@ -137,10 +137,12 @@ def desired_databases(cfg: HearthConfig) -> dict[str, DatabaseSpec]:
 
 
 def package_names(cfg: HearthConfig, databases: dict[str, DatabaseSpec]) -> list[str]:
-    """The Debian packages the declared extensions need, with PostgreSQL itself."""
+    """The Debian packages the declared extensions need, with PostgreSQL itself (and pgBackRest when
+    backups are declared)."""
     v = cfg.cluster.version
     names = {e.name for db in databases.values() for e in db.extensions} | {e.name for e in cfg.template1_extensions}
-    return ["postgresql-common", f"postgresql-{v}", *packages_for(v, names, cfg.extra_extensions)]
+    backup = ["pgbackrest"] if cfg.backup.enabled else []
+    return ["postgresql-common", f"postgresql-{v}", *packages_for(v, names, cfg.extra_extensions), *backup]
 
 
 def template1(cfg: HearthConfig) -> DatabaseSpec | None:

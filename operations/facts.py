@@ -9,8 +9,9 @@ from typing import Any
 from pyinfra import host
 from pyinfra.api import FactBase
 
+from .pgbackrest import BACKUP_TYPES, unit_name
 from .queries import SERVER_QUERY
-from .target import Cluster
+from .target import SSH_HOST_KEYS, SYSTEMD_UNITS, Cluster
 from .visitmemo import visit_script
 
 
@@ -180,3 +181,153 @@ class HostResources(FactBase):
             "shm": int(lines[2] or 0) if lines[2].strip().isdigit() else 0,
             "rotational": None if not flags else flags == {"1"},
         }
+
+
+# What the archiver and pg_wal say (one row, as JSON): failures since the last success, the segments
+# waiting for the archive (archive_status/*.ready) and how long the oldest has waited, pg_wal's size.
+ARCHIVER_QUERY = r"""
+SELECT json_build_object(
+  'last_archived_wal', last_archived_wal, 'last_failed_wal', last_failed_wal, 'failed_count', failed_count,
+  'last_archived_time', extract(epoch FROM last_archived_time),
+  'last_failed_time', extract(epoch FROM last_failed_time),
+  'ready', (SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'),
+  'oldest_ready_age', (SELECT extract(epoch FROM now() - min(modification)) FROM pg_ls_archive_statusdir()
+                       WHERE name LIKE '%.ready'),
+  'pg_wal_bytes', (SELECT coalesce(sum(size), 0) FROM pg_ls_waldir()),
+  'current_wal', pg_walfile_name(pg_current_wal_lsn()))
+FROM pg_stat_archiver
+""".strip()
+
+
+class BackupState(FactBase):
+    """pgBackRest's view of a host's stanza and the server's archiving, in one command (as postgres):
+    `pgbackrest info --output=json` (or why it failed), the archiver row, the last error of the
+    asynchronous archiver, and when each backup timer last fired and whether its job runs now.
+
+    .. code:: python
+
+        {"info": [{"name": "db1", "status": {"code": 0}, "cipher": "none", "backup": [...]}],
+         "archiver": {"ready": 0, "oldest_ready_age": None, "pg_wal_bytes": 50331648, ...},
+         "timers": {"full": 1796219873.0}, "running": [], "archive_error": None, "info_error": None}
+    """
+
+    default = dict
+
+    def command(self, stanza: str, port: int, log: str) -> str:
+        s = shlex.quote(stanza)
+        timers = " ".join(unit_name(k) for k in BACKUP_TYPES)
+        return (
+            "t=$(mktemp); trap 'rm -f \"$t\"' EXIT; "
+            "if command -v pgbackrest >/dev/null; then "
+            f'if out=$(pgbackrest --stanza={s} --output=json info 2>"$t"); then '
+            "printf 'info\\t%s\\n' \"$(printf '%s' \"$out\" | tr -d '\\n')\"; "
+            "else printf 'info_error\\t%s\\n' \"$(tail -c 400 \"$t\" | tr '\\n' ' ')\"; fi; "
+            f"e=$(grep -h ERROR {shlex.quote(log)}/{s}-archive-push-async.log 2>/dev/null | tail -n 1); "
+            '[ -z "$e" ] || printf \'archive_error\\t%s\\n\' "$e"; fi; '
+            f"{psql_base(port)} -c {shlex.quote(ARCHIVER_QUERY)} 2>/dev/null | sed 's/^/archiver\\t/' || true; "
+            f"for u in {timers}; do "
+            'v=$(systemctl show --timestamp=unix -p LastTriggerUSec --value "$u.timer" 2>/dev/null || true); '
+            'a=$(systemctl is-active "$u.service" 2>/dev/null || true); '
+            'printf \'timer\\t%s\\t%s\\t%s\\n\' "${u##*-}" "$v" "$a"; done'
+        )
+
+    def process(self, output: list[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "info": None,
+            "info_error": None,
+            "archive_error": None,
+            "archiver": None,
+            "timers": {},
+            "running": [],
+        }
+        for line in output:
+            key, _, value = line.partition("\t")
+            if key == "info":
+                out["info"] = json.loads(value)
+            elif key in ("info_error", "archive_error"):
+                out[key] = value.strip() or None
+            elif key == "archiver" and value.strip():
+                out["archiver"] = json.loads(value)
+            elif key == "timer":
+                kind, fired, active = [*value.split("\t"), "", ""][:3]
+                if fired.startswith("@") and fired[1:].replace(".", "").isdigit() and float(fired[1:]) > 0:
+                    out["timers"][kind] = float(fired[1:])
+                if active in ("activating", "active"):
+                    out["running"].append(kind)
+        return out
+
+
+class SshHostKeys(FactBase):
+    """The host's SSH host public keys (`type base64` each): what another host pins for it.
+
+    .. code:: python
+
+        ["ssh-ed25519 AAAAC3Nz...", "ecdsa-sha2-nistp256 AAAAE2Vj...", "ssh-rsa AAAAB3Nz..."]
+    """
+
+    default = list
+
+    def command(self) -> str:
+        return f"cat {SSH_HOST_KEYS} 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> list[str]:
+        return [" ".join(line.split()[:2]) for line in output if len(line.split()) >= 2]
+
+
+class SystemdUnits(FactBase):
+    """For each named unit file under /etc/systemd/system: its sha256 (None if absent), and for timers
+    whether they are enabled and active.
+
+    .. code:: python
+
+        {"hearthdb-backup-full.timer": {"digest": "9f86...", "enabled": True, "active": True}}
+    """
+
+    default = dict
+
+    def command(self, names: list[str]) -> str:
+        quoted = " ".join(shlex.quote(n) for n in names)
+        return (
+            f"cd {SYSTEMD_UNITS} && for u in {quoted}; do "
+            'd=-; [ -f "$u" ] && d=$(sha256sum "$u" | cut -d" " -f1); '
+            'e=$(systemctl is-enabled "$u" 2>/dev/null || true); a=$(systemctl is-active "$u" 2>/dev/null || true); '
+            'printf "%s %s %s %s\\n" "$u" "$d" "${e:-none}" "${a:-none}"; done'
+        )
+
+    def process(self, output: list[str]) -> dict[str, dict[str, Any]]:
+        out = {}
+        for line in output:
+            parts = line.split()
+            if len(parts) == 4:
+                out[parts[0]] = {
+                    "digest": None if parts[1] == "-" else parts[1],
+                    "enabled": parts[2] == "enabled",
+                    "active": parts[3] == "active",
+                }
+        return out
+
+
+class RepositoryAccount(FactBase):
+    """Whether the repository account exists, and its directory's owner:group:mode.
+
+    .. code:: python
+
+        {"user": True, "dir": "pgbackrest:pgbackrest:750"}
+    """
+
+    default = dict
+
+    def command(self, user: str, path: str) -> str:
+        return (
+            f"id -u {shlex.quote(user)} >/dev/null 2>&1 && echo user; "
+            f"stat -c 'dir %U:%G:%a' {shlex.quote(path)} 2>/dev/null || true"
+        )
+
+    def process(self, output: list[str]) -> dict:
+        out: dict = {"user": False, "dir": None}
+        for line in output:
+            if line == "user":
+                out["user"] = True
+            elif line.startswith("dir "):
+                out["dir"] = line[4:]
+        return out

@@ -7,12 +7,16 @@ will run), and writes nothing but its result rows, so a converged host still rep
 
 from __future__ import annotations
 
+import time
+
 from pyinfra import host, logger, state
 from pyinfra.api import StringCommand, operation
 
+from .backups import read_backup_state
 from .desired import DatabaseSpec, RoleSpec
 from .facts import PSQL_USER, DebPackageStatus, read_cluster
 from .migrations import load_bundles
+from .pgbackrest import Backup, archive_checks
 from .psql import SqlCommand
 from .report import fail
 from .target import Cluster
@@ -40,6 +44,8 @@ def validate(
     targets: dict[str, int],
     tls: bool,
     target: Cluster,
+    backup: Backup | None = None,
+    stanza: str | None = None,
 ):
     """
     Run the named boolean checks, record each in eng_patterns, print a compact table, and fail the
@@ -52,6 +58,7 @@ def validate(
     + targets: bundle versions the schemas should be at
     + tls: whether TLS is declared (then `ssl` must be on)
     + target: the cluster
+    + backup, stanza: the declared backup section and this host's stanza (when backups are declared)
     """
     yield from ()  # an operation is a generator, even one that never yields a command
     if not state.is_executing:
@@ -67,6 +74,11 @@ def validate(
     )
     if tls:
         checks.append(Check("tls", "", bool((st.get("server") or {}).get("ssl")), "ssl is off"))
+    if backup is not None and stanza is not None:
+        reading = read_backup_state(stanza, target)
+        checks += [
+            Check(kind, stanza, ok, detail) for kind, ok, detail in archive_checks(reading, backup, stanza, time.time())
+        ]
     pairs = login_pairs(roles, ai_databases, shared_database, int(run_id, 16))
     if online and pairs:
         names = {r for r, _, _ in pairs}

@@ -8,6 +8,7 @@ from .catalog import preload_for
 from .config import HearthConfig, Scalar
 from .desired import DatabaseSpec
 from .paths import TEMPLATES
+from .pgbackrest import archive_settings
 from .target import Cluster
 from .tls import tls_settings
 
@@ -42,11 +43,15 @@ BASELINE: dict[str, Scalar] = {
 
 
 def effective_settings(
-    cfg: HearthConfig, databases: dict[str, DatabaseSpec], derived: dict[str, Scalar] | None = None
+    cfg: HearthConfig,
+    databases: dict[str, DatabaseSpec],
+    derived: dict[str, Scalar] | None = None,
+    stanza: str | None = None,
 ) -> dict[str, Scalar]:
     """What the conf.d file sets: listen_addresses, shared_preload_libraries for declared extensions
     that need it (plus any the user lists), settings derived from the host's resources, the security
-    baseline, TLS, then the user's settings, which override all the rest."""
+    baseline, TLS, WAL archiving into the host's backup `stanza` (the config refuses user settings for
+    it), then the user's settings, which override all the rest."""
     names = {e.name for db in databases.values() for e in db.extensions}
     names |= {e.name for e in cfg.template1_extensions}
     user_libs = [s.strip() for s in str(cfg.settings.get("shared_preload_libraries", "")).split(",") if s.strip()]
@@ -57,14 +62,19 @@ def effective_settings(
     out.update(derived or {})
     out.update(BASELINE)
     out.update(tls_settings(cfg.tls, Cluster.of(cfg.cluster)))
+    if stanza is not None:
+        out.update(archive_settings(cfg.backup, stanza))
     out.update({k: v for k, v in cfg.settings.items() if k != "shared_preload_libraries"})
     return out
 
 
 def settings_content(
-    cfg: HearthConfig, databases: dict[str, DatabaseSpec], derived: dict[str, Scalar] | None = None
+    cfg: HearthConfig,
+    databases: dict[str, DatabaseSpec],
+    derived: dict[str, Scalar] | None = None,
+    stanza: str | None = None,
 ) -> str:
-    items = [(k, conf_value(v)) for k, v in effective_settings(cfg, databases, derived).items()]
+    items = [(k, conf_value(v)) for k, v in effective_settings(cfg, databases, derived, stanza).items()]
     return _env.get_template("postgresql.conf.j2").render(settings=items)
 
 

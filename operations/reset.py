@@ -14,12 +14,12 @@ from .facts import PgClusters
 from .target import HOST_ROOTS, Cluster
 
 
-def check_confirmation(confirm: str | None, host_name: str) -> None:
+def check_confirmation(confirm: str | None, host_name: str, what: str = "nuclear reset") -> None:
     """`--data confirm=NAME[,NAME]` must name this host exactly."""
     names = [n.strip() for n in (confirm or "").split(",") if n.strip()]
     if host_name not in names:
         raise ConfigError(
-            f"nuclear reset of {host_name} refused: confirm with --data confirm={host_name} "
+            f"{what} of {host_name} refused: confirm with --data confirm={host_name} "
             "(the exact host name; several: comma-separated)"
         )
 

@@ -4,12 +4,15 @@ its owner can read. They leave the controller only as SCRAM verifiers, on psql's
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import string
 import tempfile
 from pathlib import Path
 
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from pyinfra.api import HiddenValue
 
 from .config import HearthConfig, declared_role_names
@@ -110,3 +113,52 @@ def complete_passwords(cfg: HearthConfig, passwords: dict[str, HiddenValue] | No
     if all(role in given for role in password_roles(cfg)):
         return given
     return {**resolve_passwords(cfg), **given}
+
+
+# The repository passphrase sits in the secrets file under a key no role can have ('.' is not allowed in
+# a role name); HEARTHDB_BACKUP_CIPHER_PASS overrides it.
+CIPHER_KEY = "backup.cipher_pass"
+CIPHER_ENV = "HEARTHDB_BACKUP_CIPHER_PASS"
+
+
+def backup_passphrase(cfg: HearthConfig) -> HiddenValue | None:
+    """The pgBackRest repository passphrase (aes-256-cbc), generated once; None without encryption."""
+    if not (cfg.backup.enabled and cfg.backup.encryption):
+        return None
+    env = os.environ.get(CIPHER_ENV)
+    if env is not None:
+        if len(env) < 32 or not set(env) <= PRINTABLE:
+            raise ConfigError(f"{CIPHER_ENV}: at least 32 printable characters without spaces")
+        return HiddenValue(env)
+    path = secrets_path(cfg)
+    stored = _read(path)
+    if CIPHER_KEY not in stored:
+        if not cfg.generate_passwords:
+            raise ConfigError(f"backup.encryption: no passphrase; set {CIPHER_ENV} or generate_passwords: true")
+        stored[CIPHER_KEY] = secrets.token_urlsafe(48)
+        _write(path, stored)
+    return HiddenValue(stored[CIPHER_KEY])
+
+
+def backup_key(cfg: HearthConfig, host_name: str) -> tuple[HiddenValue, str]:
+    """A database host's SSH key for its SFTP repository (ed25519, OpenSSH format), generated once beside
+    the secrets file (`backup-keys/<host>`, mode 600): the private key, and the public key line."""
+    folder = secrets_path(cfg).parent / "backup-keys"
+    path = folder / re.sub(r"[^A-Za-z0-9_.-]", "_", host_name)
+    if not path.exists():
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        key = ed25519.Ed25519PrivateKey.generate()
+        private = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        )
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".key-")  # created 0600
+        with os.fdopen(fd, "wb") as f:
+            f.write(private)
+        os.replace(tmp, path)
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise ConfigError(f"{path}: mode {mode:o} lets others read it; chmod 600 {path}")
+    private = path.read_bytes()
+    key = serialization.load_ssh_private_key(private, password=None)
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return HiddenValue(private.decode()), f"{public.decode()} hearthdb-backup@{host_name}"

@@ -15,6 +15,18 @@ CONF_D_NAME = "50-hearthdb.conf"
 CREATECLUSTER_CONF = f"/etc/postgresql-common/createcluster.d/{CONF_D_NAME}"
 TLS_CERT_NAME = "hearthdb-server.crt"
 TLS_KEY_NAME = "hearthdb-server.key"
+# pgBackRest (backup section): hearthdb owns the first configuration file pgBackRest reads
+PGBACKREST_CONF = "/etc/pgbackrest/pgbackrest.conf"
+PGBACKREST_SPOOL = "/var/spool/pgbackrest"
+PGBACKREST_LOG = "/var/log/pgbackrest"
+SYSTEMD_UNITS = "/etc/systemd/system"
+# a database host's SFTP key for its repository host, and that host's public key (postgres's files)
+BACKUP_KEY = "/var/lib/postgresql/.ssh/hearthdb-backup"
+BACKUP_KNOWN_HOSTS = "/var/lib/postgresql/.ssh/hearthdb-backup-known-hosts"
+# on a repository host: the SFTP account's sshd rules and authorized keys
+SSHD_BACKUP_CONF = "/etc/ssh/sshd_config.d/hearthdb-backup.conf"
+SSHD_BACKUP_KEYS = "/etc/ssh/hearthdb-backup-keys"
+SSH_HOST_KEYS = "/etc/ssh/ssh_host_*_key.pub"  # a glob: every key type sshd offers
 # Where postgresql-common and PostgreSQL keep everything (what a nuclear reset purges).
 HOST_ROOTS = ("/var/lib/postgresql", "/etc/postgresql", "/etc/postgresql-common", "/var/log/postgresql")
 
@@ -63,6 +75,10 @@ class Cluster:
     def data_directory(self) -> str:
         """Debian's default; `pg_lsclusters` (the PgClusters fact) reports where an existing one is."""
         return f"/var/lib/postgresql/{self.version}/{self.name}"
+
+    def drill_directory(self, stanza: str) -> str:
+        """The scratch data directory of a restore drill (removed when the drill ends)."""
+        return f"/var/lib/postgresql/hearthdb-drill-{self.version}-{stanza}"
 
     @property
     def bindir(self) -> str:
