@@ -194,6 +194,7 @@ SELECT json_build_object(
   'oldest_ready_age', (SELECT extract(epoch FROM now() - min(modification)) FROM pg_ls_archive_statusdir()
                        WHERE name LIKE '%.ready'),
   'pg_wal_bytes', (SELECT coalesce(sum(size), 0) FROM pg_ls_waldir()),
+  'wal_segment_bytes', (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'),
   'current_wal', pg_walfile_name(pg_current_wal_lsn()))
 FROM pg_stat_archiver
 """.strip()

@@ -309,8 +309,9 @@ def archive_checks(reading: dict[str, Any], backup: Backup, stanza: str, now: fl
 
     - backup_archiving: no WAL segment has waited for the archive longer than 2 x archive_timeout
       (+ 30 s), and the last attempt did not fail;
-    - backup_wal_bound: pg_wal is within archive-push-queue-max; past it pgBackRest drops WAL rather than
-      fill the disk: the database keeps serving, point-in-time recovery has a gap until the next backup;
+    - backup_wal_bound: the WAL waiting for the archive is within archive-push-queue-max; past it
+      pgBackRest drops WAL rather than fill the disk: the database keeps serving, point-in-time recovery
+      has a gap until the next backup;
     - backup_full: the stanza exists and holds a full backup;
     - backup_recent: every scheduled job that has run since its timer last fired left a backup at least
       that new (or is running now).
@@ -334,17 +335,16 @@ def archive_checks(reading: dict[str, Any], backup: Backup, stanza: str, now: fl
             detail += f": {reading['archive_error']}"
     out.append(("backup_archiving", ok, detail))
     bound = size_bytes(backup.archive.queue_max)
-    wal = int(reading.get("pg_wal_bytes") or 0)
-    out.append(
-        (
-            "backup_wal_bound",
-            wal <= bound,
-            ""
-            if wal <= bound
-            else f"pg_wal holds {human_size(wal)}, past {backup.archive.queue_max}: pgBackRest "
-            "drops WAL now (the database keeps serving; point-in-time recovery has a gap until the next backup)",
+    queue = int(arch.get("ready") or 0) * int(arch.get("wal_segment_bytes") or 16 << 20)
+    wal = int(arch.get("pg_wal_bytes") or 0)
+    detail = ""
+    if queue > bound:
+        detail = (
+            f"{human_size(queue)} of WAL wait for the archive (pg_wal holds {human_size(wal)}), past "
+            f"{backup.archive.queue_max}: pgBackRest drops WAL now (the database keeps serving; point-in-time "
+            "recovery has a gap until the next backup)"
         )
-    )
+    out.append(("backup_wal_bound", queue <= bound, detail))
     entry = stanza_info(reading.get("info"), stanza)
     full = newest(entry, "full")
     detail = "" if full else ("no stanza " + stanza if not stanza_ok(entry) else "no full backup yet")

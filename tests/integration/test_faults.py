@@ -83,7 +83,7 @@ def start(deploy: Callable[..., Run], hosts: list[str], config: dict, env: dict 
 
 
 # Operations of a deploy followed by its validation (deploy lock … validation), as pyinfra starts them.
-OPERATIONS = 10
+OPERATIONS = 11
 
 
 @pytest.mark.parametrize("seed", SEEDS)
