@@ -116,6 +116,46 @@ def reset(name: str, layer: str | None = _KEEP) -> dict[str, Any]:
         return state.host_entry(name)
 
 
+def power_kill(name: str) -> None:
+    """Power-kill NAME (no shutdown inside; its disk survives): `power_on` boots it again."""
+    _preflight()
+    with state.locked():
+        st = state.load()
+        if name not in st.hosts:
+            raise LabError(f"{name} is not up (see `hearthdb-lab status`)")
+        hostmod.power_kill(name, st.hosts[name].proc)
+        say(f"{name} power-killed")
+
+
+def power_on(name: str) -> dict[str, Any]:
+    """Boot a power-killed NAME on the disk it had; wait for SSH."""
+    _preflight()
+    with state.locked():
+        st = state.load()
+        if name not in st.hosts:
+            raise LabError(f"{name} was never up (see `hearthdb-lab status`)")
+        if procs.alive(st.hosts[name].proc):
+            raise LabError(f"{name} is running; power_kill it first")
+        started = time.monotonic()
+        ref = hostmod.boot(name)
+        st.hosts[name] = HostState(proc=ref, layer=st.hosts[name].layer)
+        state.save(st)
+        hostmod.wait_ssh(name, ref)
+        say(f"{name} powered on in {time.monotonic() - started:.1f} s")
+        return state.host_entry(name)
+
+
+def isolate(name: str, isolated: bool = True) -> None:
+    """Partition NAME from the lab network (True) or join it again (False); it keeps running."""
+    _preflight()
+    with state.locked():
+        if name not in state.load().hosts:
+            raise LabError(f"{name} is not up (see `hearthdb-lab status`)")
+        hostmod.close_master(name)
+        net.set_isolated(name, isolated)
+        say(f"{name} {'isolated' if isolated else 'joined the lab network again'}")
+
+
 def hosts() -> list[dict[str, Any]]:
     """The running hosts, as in hosts.json."""
     st = state.load()

@@ -31,6 +31,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=[*sorted(layers.LAYERS), "none"],
         help="switch the host to this layer (none = plain base); default: keep its layer",
     )
+    for command, text in (
+        ("kill", "power-kill a host (no shutdown; its disk survives)"),
+        ("start", "boot a power-killed host again on its disk"),
+        ("isolate", "cut a host off the lab network (it keeps running)"),
+        ("rejoin", "put an isolated host back on the lab network"),
+    ):
+        sub.add_parser(command, help=text).add_argument("host")
     sub.add_parser("status", help="table of hosts and the apt proxy")
     s = sub.add_parser("ssh", help="ssh into a host with the lab's ssh config")
     s.add_argument("host")
@@ -51,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
                 api.reset(args.host)
             else:
                 api.reset(args.host, layer=None if args.layer == "none" else args.layer)
+        elif args.command == "kill":
+            api.power_kill(args.host)
+        elif args.command == "start":
+            api.power_on(args.host)
+        elif args.command in ("isolate", "rejoin"):
+            api.isolate(args.host, args.command == "isolate")
         elif args.command == "status":
             _print_status()
         elif args.command == "ssh":

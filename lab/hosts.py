@@ -196,6 +196,15 @@ def stop(names_refs: dict[str, ProcRef | None]) -> None:
         destroy_leftovers(name)
 
 
+def power_kill(name: str, ref: ProcRef | None) -> None:
+    """Pull the plug: SIGKILL the nspawn and the container's init, no shutdown inside. The upper dir,
+    its mount and the network namespace stay, so `boot` brings the same host (and its data) back."""
+    close_master(name)
+    procs.terminate([r for r in (ref,) if r], timeout=0, first=signal.SIGKILL)
+    _kill_orphaned_container(name)
+    _clean_nspawn_run(name)
+
+
 def _kill_orphaned_container(name: str) -> None:
     # An nspawn killed with SIGKILL leaves its container running (systemd and all, re-parented to
     # pid 1). Killing the container's init ends its whole pid namespace.

@@ -84,6 +84,15 @@ def attach(name: str) -> None:
         run(["ip", "link", "set", veth, "master", config.BRIDGE, "up"])
 
 
+def set_isolated(name: str, isolated: bool) -> None:
+    """Cut (or restore) a host's link to the bridge: a network partition, the host itself runs on."""
+    veth = config.veth_host_side(name)
+    if isolated:
+        run(["ip", "link", "set", veth, "down"])
+    else:
+        run(["ip", "link", "set", veth, "master", config.BRIDGE, "up"])
+
+
 def delete_host_net(name: str) -> None:
     path = config.netns_path(name)
     if path.exists():

@@ -22,10 +22,13 @@ from .pgbackrest import (
     checksum_script,
     compare_checksums,
     describe,
+    dropped_since_backup,
     newest,
     parse_checksums,
+    repository_problem,
     restore_options,
     stanza_cipher,
+    stanza_code,
     stanza_info,
 )
 from .psql import SqlCommand
@@ -40,6 +43,18 @@ STANZA_MISSING = (1, 3)
 
 def read_backup_state(stanza: str, target: Cluster) -> dict:
     return host.get_fact(BackupState, stanza=stanza, port=target.port, log=PGBACKREST_LOG, **PSQL_USER)
+
+
+def check_cipher(backup: Backup, stanza: str, target: Cluster) -> None:
+    """Refuse a declared cipher that differs from the existing stanza's: called by the deploy function,
+    while pyinfra loads the deploy, so that no host is touched."""
+    have = stanza_cipher(stanza_info(read_backup_state(stanza, target).get("info"), stanza))
+    want = "aes-256-cbc" if backup.encryption else "none"
+    if have is not None and have != want:
+        raise ConfigError(
+            f"backup.encryption: the repository's stanza {stanza!r} on {host.name} is {have}, declared {want}; "
+            "a repository's cipher is fixed once its stanza exists (use a new repository path or stanza)"
+        )
 
 
 def as_postgres(command: str) -> StringCommand:
@@ -60,19 +75,13 @@ def stanza(backup: Backup, stanza: str, target: Cluster):
     """
     st = read_backup_state(stanza, target)
     entry = stanza_info(st.get("info"), stanza)
-    have = stanza_cipher(entry)
-    want = "aes-256-cbc" if backup.encryption else "none"
-    if have is not None and have != want:
-        raise ConfigError(
-            f"backup.encryption: the repository's stanza {stanza!r} on {host.name} is {have}, declared {want}; "
-            "a repository's cipher is fixed once its stanza exists (use a new repository path or stanza)"
-        )
     s = shlex.quote(stanza)
-    if st.get("info") is None and st.get("info_error"):
+    code = stanza_code(entry)
+    problem = repository_problem(st, entry)
+    if problem is not None and (st.get("info") is not None or st.get("info_error")):
         # the repository cannot be read: nothing is created blind; validation reports why
-        host.noop(f"backup: repository not readable: {st['info_error'][:200]}")
+        host.noop(f"backup: repository not readable: {problem[:200]}")
         return
-    code = (entry or {}).get("status", {}).get("code")
     if entry is None or code in STANZA_MISSING:  # (also: pgBackRest not installed yet)
         show_plan("backup", [f"pgbackrest --stanza={stanza} stanza-create", "check", "first full backup"])
         yield as_postgres(
@@ -82,6 +91,10 @@ def stanza(backup: Backup, stanza: str, target: Cluster):
     if newest(entry, "full") is None:
         show_plan("backup", [f"first full backup of stanza {stanza}"])
         yield as_postgres(backup_command(s, "full"))
+        return
+    if dropped_since_backup(st, entry):
+        show_plan("backup", ["incremental backup: WAL was dropped at the queue bound since the newest backup"])
+        yield as_postgres(backup_command(s, "incr"))
         return
     host.noop(f"backup: stanza {stanza} exists with a full backup")
 
@@ -237,14 +250,19 @@ def take_backup(stanza: str, kind: str, target: Cluster):
 
 
 def restore_script(stanza: str, options: list[str], target: Cluster, stamp: str) -> str:
-    """Shell (as root): stop the cluster, move its data directory aside (kept: the state before the
-    restore), restore into a new one, start it and wait until recovery has ended."""
+    """Shell (as root): push the WAL written so far (`check`), stop the cluster, move its data directory
+    aside (kept: the state before the restore), restore into a new one, start it, wait until recovery
+    has ended, and fail if a database came back invalid (a DROP DATABASE half replayed)."""
     opts = " ".join(shlex.quote(o) for o in options)
     psql = f"runuser -u postgres -- psql -X -q -A -t -p {int(target.port)} -d postgres -c"
     return f"""set -eu
 d=$(pg_lsclusters -h {target.shell_args} | awk '{{print $6}}')
 [ -n "$d" ] || {{ echo "hearthdb: no cluster {target.key} to restore into" >&2; exit 1; }}
-pg_ctlcluster {target.shell_args} stop 2>/dev/null || true
+if pg_lsclusters -h {target.shell_args} | grep -q online; then
+  # the WAL written up to now goes to the repository first: a target in the current segment is reachable
+  runuser -u postgres -- pgbackrest --stanza={shlex.quote(stanza)} check >/dev/null
+  pg_ctlcluster {target.shell_args} stop
+fi
 aside="$d.before-restore-{stamp}"
 if [ -d "$d" ]; then mv "$d" "$aside"; echo "hearthdb: the data directory before the restore is kept in $aside" >&2; fi
 install -d -o postgres -g postgres -m 700 "$d"
@@ -256,6 +274,13 @@ while [ "$({psql} 'SELECT pg_is_in_recovery()' 2>/dev/null || echo t)" != f ]; d
   i=$((i+1)); [ $i -lt 1200 ] || {{ echo "hearthdb: recovery did not end within 10 minutes" >&2; exit 1; }}
   sleep 0.5
 done
+# PostgreSQL marks a database invalid in place before DROP DATABASE commits: a target between the two
+bad=$({psql} "SELECT string_agg(datname, ', ') FROM pg_database WHERE datconnlimit = -2")
+if [ -n "$bad" ]; then
+  echo "hearthdb: restored, but $bad is invalid: a DROP DATABASE was under way at the target; restore again \
+with a target before the last commit that preceded it" >&2
+  exit 1
+fi
 took=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN {{ printf "%.1f", b - a }}')
 echo "hearthdb: restored {target.key} from stanza {stanza} in $took s" >&2"""
 

@@ -21,6 +21,7 @@ from .paths import TEMPLATES
 from .pgbackrest import conf_content, stanza_name, timer_units
 from .plan import ClusterDesired
 from .render import effective_settings, hba_content, settings_content
+from .reset import check_confirmation
 from .secrets import backup_key, backup_passphrase, complete_passwords
 from .target import BACKUP_KEY, BACKUP_KNOWN_HOSTS, CREATECLUSTER_CONF, PGBACKREST_CONF, Cluster
 from .tls import server_files
@@ -40,6 +41,8 @@ def converge(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
         return
     stanza = stanza_name(cfg.backup, host.name) if cfg.backup.enabled else None
     target = Cluster.of(cfg.cluster)
+    if stanza is not None:
+        backups.check_cipher(cfg.backup, stanza, target)
     dbs = desired_databases(cfg)
     roles = desired_roles(cfg, complete_passwords(cfg, passwords))
     derived = derived_settings(cfg, host.get_fact(HostResources) if cfg.sizing.enabled else {})
@@ -234,6 +237,7 @@ def restore_cluster(cfg: HearthConfig, confirm: str | None, spec: str | None = N
     stanza = _backup_host(cfg, "restore")
     if stanza is None:
         return
+    check_confirmation(confirm, host.name, what="restore")  # before any operation: a refusal touches nothing
     target = Cluster.of(cfg.cluster)
     dbs = desired_databases(cfg)
     derived = derived_settings(cfg, host.get_fact(HostResources) if cfg.sizing.enabled else {})

@@ -220,11 +220,17 @@ class BackupState(FactBase):
         return (
             "t=$(mktemp); trap 'rm -f \"$t\"' EXIT; "
             "if command -v pgbackrest >/dev/null; then "
-            f'if out=$(pgbackrest --stanza={s} --output=json info 2>"$t"); then '
+            # a short io-timeout: an unreachable repository answers in seconds, not after a minute of retries
+            f'if out=$(pgbackrest --stanza={s} --io-timeout=5 --output=json info 2>"$t"); then '
             "printf 'info\\t%s\\n' \"$(printf '%s' \"$out\" | tr -d '\\n')\"; "
             "else printf 'info_error\\t%s\\n' \"$(tail -c 400 \"$t\" | tr '\\n' ' ')\"; fi; "
-            f"e=$(grep -h ERROR {shlex.quote(log)}/{s}-archive-push-async.log 2>/dev/null | tail -n 1); "
-            '[ -z "$e" ] || printf \'archive_error\\t%s\\n\' "$e"; fi; '
+            f"a={shlex.quote(log)}/{s}-archive-push-async.log; "
+            'e=$(grep -h ERROR "$a" 2>/dev/null | tail -n 1); '
+            '[ -z "$e" ] || printf \'archive_error\\t%s\\n\' "$e"; '
+            # WAL dropped at archive-push-queue-max: when (the log's local time, read by date) and which
+            "w=$(grep -h 'dropped WAL file' \"$a\" 2>/dev/null | tail -n 1); "
+            'if [ -n "$w" ]; then printf \'dropped\\t%s\\t%s\\n\' "$(date -d "$(printf %s "$w" | cut -c1-19)" +%s)" '
+            '"$(printf %s "$w" | sed -n "s/.*dropped WAL file .\\([0-9A-F]*\\).*/\\1/p")"; fi; fi; '
             f"{psql_base(port)} -c {shlex.quote(ARCHIVER_QUERY)} 2>/dev/null | sed 's/^/archiver\\t/' || true; "
             f"for u in {timers}; do "
             'v=$(systemctl show --timestamp=unix -p LastTriggerUSec --value "$u.timer" 2>/dev/null || true); '
@@ -237,6 +243,7 @@ class BackupState(FactBase):
             "info": None,
             "info_error": None,
             "archive_error": None,
+            "dropped": None,
             "archiver": None,
             "timers": {},
             "running": [],
@@ -247,6 +254,10 @@ class BackupState(FactBase):
                 out["info"] = json.loads(value)
             elif key in ("info_error", "archive_error"):
                 out[key] = value.strip() or None
+            elif key == "dropped":
+                when, _, wal = value.partition("\t")
+                if when.isdigit():
+                    out["dropped"] = {"time": float(when), "wal": wal.strip()}
             elif key == "archiver" and value.strip():
                 out["archiver"] = json.loads(value)
             elif key == "timer":

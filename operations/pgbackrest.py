@@ -253,6 +253,32 @@ def stanza_info(info: Any, stanza: str) -> dict[str, Any] | None:
     return None
 
 
+def stanza_code(entry: dict[str, Any] | None) -> int | None:
+    """pgBackRest's status code of the stanza: 0 ok, 1 missing stanza path, 2 no valid backups, 3 missing
+    stanza data, 99 other (an unreachable repository among them); None without an entry."""
+    return ((entry or {}).get("status") or {}).get("code") if entry else None
+
+
+def repository_problem(reading: dict[str, Any], entry: dict[str, Any] | None) -> str | None:
+    """Why the repository cannot be read (pgBackRest's own message), or None when it can."""
+    if reading.get("info") is None:
+        return reading.get("info_error") or "pgBackRest is not installed"
+    if stanza_code(entry) in (None, 0, 1, 2, 3):
+        return None
+    repos = [r.get("status", {}).get("message", "") for r in (entry or {}).get("repo") or []]
+    message = "; ".join(m for m in repos if m) or (entry or {}).get("status", {}).get("message", "")
+    return " ".join(str(message).split())[:300] or "unknown"
+
+
+def dropped_since_backup(reading: dict[str, Any], entry: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The WAL pgBackRest dropped at the queue bound after the newest backup began: point-in-time
+    recovery has a gap there until another backup is taken."""
+    dropped = reading.get("dropped")
+    b = newest(entry)
+    start = ((b or {}).get("timestamp") or {}).get("start", 0)
+    return dropped if dropped and dropped.get("time", 0) >= start else None
+
+
 def stanza_ok(entry: dict[str, Any] | None) -> bool:
     """The stanza exists (status 0 "ok", or 2 "no valid backups": created, not yet backed up)."""
     return bool(entry) and (entry.get("status") or {}).get("code") in (0, 2)
@@ -307,11 +333,12 @@ def human_age(seconds: float) -> str:
 def archive_checks(reading: dict[str, Any], backup: Backup, stanza: str, now: float) -> list[tuple[str, bool, str]]:
     """The backup checks of validation, (name, passed, detail), from the BackupState reading:
 
-    - backup_archiving: no WAL segment has waited for the archive longer than 2 x archive_timeout
-      (+ 30 s), and the last attempt did not fail;
-    - backup_wal_bound: the WAL waiting for the archive is within archive-push-queue-max; past it
-      pgBackRest drops WAL rather than fill the disk: the database keeps serving, point-in-time recovery
-      has a gap until the next backup;
+    - backup_archiving: the repository can be read, no WAL segment has waited for the archive longer
+      than 2 x archive_timeout (+ 30 s), and the last attempt did not fail;
+    - backup_wal_bound: the WAL waiting for the archive is within archive-push-queue-max, and none was
+      dropped since the newest backup began. Past the bound pgBackRest drops WAL rather than fill the
+      disk: the database keeps serving, point-in-time recovery has a gap until the next backup (which
+      the next deploy takes);
     - backup_full: the stanza exists and holds a full backup;
     - backup_recent: every scheduled job that has run since its timer last fired left a backup at least
       that new (or is running now).
@@ -323,7 +350,9 @@ def archive_checks(reading: dict[str, Any], backup: Backup, stanza: str, now: fl
     failing = bool(arch.get("last_failed_time")) and (arch.get("last_failed_time") or 0) >= (
         arch.get("last_archived_time") or 0
     )
-    ok = not failing and (oldest is None or oldest <= wait)
+    entry = stanza_info(reading.get("info"), stanza)
+    problem = repository_problem(reading, entry)
+    ok = not failing and (oldest is None or oldest <= wait) and problem is None
     detail = ""
     if not ok:
         detail = f"{arch.get('ready', 0)} WAL segments waiting"
@@ -331,12 +360,15 @@ def archive_checks(reading: dict[str, Any], backup: Backup, stanza: str, now: fl
             detail += f", the oldest for {human_age(oldest)} (bound {wait} s)"
         if failing:
             detail += f"; last attempt failed ({arch.get('last_failed_wal')})"
-        if reading.get("archive_error"):
+        if problem:
+            detail += f"; repository not readable: {problem}"
+        elif reading.get("archive_error"):
             detail += f": {reading['archive_error']}"
     out.append(("backup_archiving", ok, detail))
     bound = size_bytes(backup.archive.queue_max)
     queue = int(arch.get("ready") or 0) * int(arch.get("wal_segment_bytes") or 16 << 20)
     wal = int(arch.get("pg_wal_bytes") or 0)
+    dropped = dropped_since_backup(reading, entry)
     detail = ""
     if queue > bound:
         detail = (
@@ -344,12 +376,17 @@ def archive_checks(reading: dict[str, Any], backup: Backup, stanza: str, now: fl
             f"{backup.archive.queue_max}: pgBackRest drops WAL now (the database keeps serving; point-in-time "
             "recovery has a gap until the next backup)"
         )
-    out.append(("backup_wal_bound", queue <= bound, detail))
-    entry = stanza_info(reading.get("info"), stanza)
+    elif dropped:
+        when = datetime.fromtimestamp(dropped["time"], UTC).isoformat(timespec="seconds")
+        detail = (
+            f"WAL up to {dropped.get('wal')} was dropped at {when} (the archive queue passed "
+            f"{backup.archive.queue_max}): point-in-time recovery has a gap there; the next deploy takes a backup"
+        )
+    out.append(("backup_wal_bound", queue <= bound and not dropped, detail))
     full = newest(entry, "full")
     detail = "" if full else ("no stanza " + stanza if not stanza_ok(entry) else "no full backup yet")
-    if reading.get("info_error"):
-        detail += f" ({reading['info_error']})"
+    if not full and problem:
+        detail = f"repository not readable: {problem}"
     out.append(("backup_full", full is not None, detail))
     late = []
     for kind in BACKUP_TYPES:

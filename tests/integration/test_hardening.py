@@ -39,12 +39,14 @@ def config(tls_dir: Path) -> dict[str, Any]:
         "tls": {"enabled": True, "require": True, "dir": str(tls_dir), "min_protocol": "TLSv1.2"},
         # every statement logged: a secret that reached the server in SQL would be in the log
         "settings": {"log_statement": "all", "log_min_duration_statement": 0},
+        # an encrypted pgBackRest repository: its passphrase is one more secret to look for
+        "backup": {"enabled": True, "encryption": True},
     }
 
 
 @pytest.fixture(scope="module")
 def host(lab_hosts: list[dict[str, Any]]) -> dict[str, Any]:
-    return api.reset(lab_hosts[1]["name"], layer="postgresql")
+    return api.reset(lab_hosts[1]["name"], layer="backup")
 
 
 class ProcessSampler:
@@ -130,13 +132,15 @@ def test_secrets_never_appear_in_any_channel(
     assert len(values) > 8
     host_files = ssh(
         name,
-        "find /etc/postgresql /etc/postgresql-common /run/hearthdb.lock /tmp /var/tmp -type f "
-        "! -name 'hearthdb-server.key' -exec cat {} + 2>/dev/null",
+        "find /etc/postgresql /etc/postgresql-common /etc/pgbackrest /etc/systemd/system /run/hearthdb.lock /tmp "
+        "/var/tmp -type f ! -name 'hearthdb-server.key' ! -path /etc/pgbackrest/pgbackrest.conf -exec cat {} + "
+        "2>/dev/null",
         check=False,
     ).stdout
     channels = {
         "pyinfra output (-vvv, --debug, --dry --diff, --diff)": "\n".join(runs["outputs"]),
         "PostgreSQL logs": ssh(name, "cat /var/log/postgresql/*.log").stdout,
+        "pgBackRest logs": ssh(name, "cat /var/log/pgbackrest/*.log").stdout,
         "remote process lists": "\n".join(s for sampler in runs["samples"] for s in sampler.samples),
         "remote journal": ssh(name, "journalctl --no-pager -o cat").stdout,
         "auth log": ssh(name, "cat /var/log/auth.log 2>/dev/null; journalctl --no-pager -o cat _COMM=sudo").stdout,
@@ -154,6 +158,8 @@ def test_secrets_never_appear_in_any_channel(
     assert sum(len(s.samples) for s in runs["samples"]) > 10
     assert "statement: " in channels["PostgreSQL logs"]
     assert "SCRAM-SHA-256$" not in channels["PostgreSQL logs"]  # nor the verifiers
+    assert "backup.cipher_pass" in secrets(deploy)  # the passphrase was among the values searched for
+    assert "repo1-cipher-pass=<redacted>" in channels["pgBackRest logs"]  # pgBackRest logged its options
 
 
 def test_secret_stores_are_private(
@@ -164,6 +170,8 @@ def test_secret_stores_are_private(
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     remote = ssh(host["name"], "stat -c '%a %U' /etc/postgresql/17/main/hearthdb-server.key").stdout.split()
     assert remote == ["600", "postgres"]
+    conf = ssh(host["name"], "stat -c '%a %U' /etc/pgbackrest/pgbackrest.conf").stdout.split()
+    assert conf == ["600", "postgres"]  # the one file on the host that holds the repository passphrase
 
 
 def test_rerun_with_tls_changes_nothing(

@@ -130,6 +130,27 @@ def test_up_recovers_a_host_whose_nspawn_was_killed(lab: list[dict]) -> None:
     ssh("hdb1", "ping -c1 -W2 hdb3")
 
 
+def test_power_kill_then_power_on_keeps_the_disk(lab: list[dict]) -> None:
+    ssh("hdb3", "echo kept > /root/marker; sync")
+    api.power_kill("hdb3")
+    assert not procs.alive(state.load().hosts["hdb3"].proc)
+    assert ssh("hdb1", "ping -c1 -W1 hdb3", check=False).returncode != 0
+    api.power_on("hdb3")
+    assert ssh("hdb3", "cat /root/marker").stdout.strip() == "kept"
+    assert ssh("hdb3", "systemctl is-system-running --wait").stdout.strip() == "running"
+    ssh("hdb1", "ping -c1 -W2 hdb3")
+
+
+def test_isolate_cuts_a_host_off_and_rejoin_brings_it_back(lab: list[dict]) -> None:
+    api.isolate("hdb2")
+    assert ssh("hdb1", "ping -c1 -W1 hdb2", check=False).returncode != 0
+    pid = state.load().hosts["hdb2"].proc
+    assert procs.alive(pid)  # partitioned, still running
+    api.isolate("hdb2", False)
+    ssh("hdb1", "ping -c1 -W2 hdb2")
+    assert ssh("hdb2", "uptime").returncode == 0
+
+
 def test_status_exits_zero(lab: list[dict]) -> None:
     result = cli("status")
     assert result.returncode == 0, result.stderr

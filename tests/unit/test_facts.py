@@ -18,11 +18,31 @@ import pytest
 from pyinfra.api import FactBase
 
 from operations.conffiles import FileDigests
-from operations.facts import DebPackageStatus, HostResources, PgClusters, PgState
+from operations.facts import (
+    BackupState,
+    DebPackageStatus,
+    HostResources,
+    PgClusters,
+    PgState,
+    RepositoryAccount,
+    SshHostKeys,
+    SystemdUnits,
+)
 
 FIXTURES = Path(__file__).parent / "facts"
 FACTS: dict[str, type[FactBase]] = {
-    f.__name__: f for f in (DebPackageStatus, PgClusters, PgState, HostResources, FileDigests)
+    f.__name__: f
+    for f in (
+        DebPackageStatus,
+        PgClusters,
+        PgState,
+        HostResources,
+        FileDigests,
+        BackupState,
+        SshHostKeys,
+        SystemdUnits,
+        RepositoryAccount,
+    )
 }
 
 

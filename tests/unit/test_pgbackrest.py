@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -264,3 +266,24 @@ def test_checksum_comparison() -> None:
         "a_db.public.v: only in the copy",
     ]
     assert compare_checksums({("d", "t"): (1, "a")}, {("d", "t"): (1, "b")}) == ["d.t: same 1 rows, different content"]
+
+
+def _recorded(case: str) -> dict[str, Any]:
+    path = Path(__file__).parent / "facts" / "BackupState" / f"{case}.json"
+    return json.loads(path.read_text())["fact"]
+
+
+def test_checks_on_recorded_readings() -> None:
+    backup = Backup.model_validate({"enabled": True, "archive": {"timeout": 10, "queue_max": "64MiB"}})
+    recorded_at = 1796221950.0  # seconds after the recording
+    back = {
+        n: (ok, d) for n, ok, d in archive_checks(_recorded("wal-dropped-repository-back"), backup, "hdb1", recorded_at)
+    }
+    assert (
+        not back["backup_archiving"][0] and "4 WAL segments waiting, the oldest for 53 s" in back["backup_archiving"][1]
+    )
+    assert not back["backup_wal_bound"][0] and "00000001000000000000000E was dropped" in back["backup_wal_bound"][1]
+    assert back["backup_full"] == (True, "") and back["backup_recent"] == (True, "")
+    healed = {n: ok for n, ok, _ in archive_checks(_recorded("healed"), backup, "hdb1", NOW)}
+    assert healed == dict.fromkeys(healed, True) and len(healed) == 4
+    assert archive_checks(_recorded("not-installed"), backup, "hdb2", NOW)[0][1] is False
