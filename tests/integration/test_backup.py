@@ -197,17 +197,22 @@ def test_repository_host_unreachable_then_back(hosts: None, deploy: Callable[...
 
 
 def test_killed_backup_then_next_backup_and_verify(hosts: None, deploy: Callable[..., Run]) -> None:
-    sql("INSERT INTO drill_rows SELECT i, repeat('x', 2000) FROM generate_series(2000, 40000) i")
+    sql("INSERT INTO drill_rows SELECT i, repeat(md5(i::text), 60) FROM generate_series(2000, 60000) i")
+    fulls = sum(b["type"] == "full" for b in info()["backup"])
     ssh(DB, f"sudo -u postgres setsid pgbackrest --stanza={DB} --type=full backup >/dev/null 2>&1 &")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and ssh(DB, "pgrep -u postgres -f 'pgbackrest.*backup'", check=False).returncode:
         time.sleep(0.1)
     time.sleep(0.5)
-    ssh(DB, "pkill -9 -u postgres -f 'pgbackrest.*backup'", check=False)
+    assert ssh(DB, "pkill -9 -u postgres -f 'pgbackrest.*backup'", check=False).returncode == 0  # it was running
+    assert sum(b["type"] == "full" for b in info()["backup"]) == fulls  # and did not finish
     run = deploy(HOSTS, CONFIG, "-y", entry="backup.py")
     assert "full backup taken" in run.stderr
+    assert sum(b["type"] == "full" for b in info()["backup"]) == fulls + 1
     verify = ssh(DB, f"sudo -u postgres pgbackrest --stanza={DB} verify --log-level-console=info", check=False)
-    assert verify.returncode == 0 and "status: ok" in verify.stdout, verify.stdout + verify.stderr
+    output = verify.stdout + verify.stderr
+    assert verify.returncode == 0 and "verify command end: completed successfully" in output, output
+    assert "ERROR" not in output and "invalid" not in output
 
 
 def test_cipher_change_and_unknown_repository_host_are_refused(hosts: None, deploy: Callable[..., Run]) -> None:
