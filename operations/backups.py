@@ -30,6 +30,7 @@ from .pgbackrest import (
     stanza_cipher,
     stanza_code,
     stanza_info,
+    status_lines,
 )
 from .psql import SqlCommand
 from .report import show_plan
@@ -204,18 +205,20 @@ def repository_host(user: str, path: str, keys: list[str]):
 
 
 @operation()
-def local_repository(path: str):
+def postgres_directory(path: str, mode: str = "750"):
     """
-    A repository on the database host's own disk: the directory, owned by postgres, mode 750.
+    A directory of postgres's on the database host (a local repository, the dumps): owned by postgres,
+    with `mode`.
 
-    + path: the repository directory
+    + path: the directory
+    + mode: its octal mode
     """
     have = host.get_fact(RepositoryAccount, user="postgres", path=path)
-    if have.get("dir") == "postgres:postgres:750":
-        host.noop(f"backup repository {path} exists")
+    if have.get("dir") == f"postgres:postgres:{mode}":
+        host.noop(f"{path} exists")
         return
-    show_plan("backup repository", [f"directory {path} owned by postgres, mode 750"])
-    yield f"install -d -o postgres -g postgres -m 750 {shlex.quote(path)}"
+    show_plan("backup directory", [f"directory {path} owned by postgres, mode {mode}"])
+    yield f"install -d -o postgres -g postgres -m {shlex.quote(mode)} {shlex.quote(path)}"
 
 
 def _log_newest(state, host, stanza: str, kind: str, target: Cluster, started: list[float]) -> bool:
@@ -249,7 +252,7 @@ def take_backup(stanza: str, kind: str, target: Cluster):
     yield FunctionCommand(_log_newest, (stanza, kind, target, started), {})
 
 
-def restore_script(stanza: str, options: list[str], target: Cluster, stamp: str) -> str:
+def restore_script(stanza: str, options: list[str], target: Cluster, stamp: str, own: bool = True) -> str:
     """Shell (as root): push the WAL written so far (`check`), stop the cluster, move its data directory
     aside (kept: the state before the restore), restore into a new one, start it, wait until recovery
     has ended, and fail if a database came back invalid (a DROP DATABASE half replayed)."""
@@ -260,7 +263,7 @@ d=$(pg_lsclusters -h {target.shell_args} | awk '{{print $6}}')
 [ -n "$d" ] || {{ echo "hearthdb: no cluster {target.key} to restore into" >&2; exit 1; }}
 if pg_lsclusters -h {target.shell_args} | grep -q online; then
   # the WAL written up to now goes to the repository first: a target in the current segment is reachable
-  runuser -u postgres -- pgbackrest --stanza={shlex.quote(stanza)} check >/dev/null
+  {f"runuser -u postgres -- pgbackrest --stanza={shlex.quote(stanza)} check >/dev/null" if own else ":"}
   pg_ctlcluster {target.shell_args} stop
 fi
 aside="$d.before-restore-{stamp}"
@@ -286,7 +289,7 @@ echo "hearthdb: restored {target.key} from stanza {stanza} in $took s" >&2"""
 
 
 @operation(is_idempotent=False)
-def restore(stanza: str, spec: str | None, confirm: str | None, target: Cluster):
+def restore(stanza: str, spec: str | None, confirm: str | None, target: Cluster, own: bool = True):
     """
     Restore the cluster in place from the repository (`restore.py`): refused unless `confirm` names the
     host. The data directory before the restore is moved aside, not deleted. Debian keeps the cluster's
@@ -297,6 +300,7 @@ def restore(stanza: str, spec: str | None, confirm: str | None, target: Cluster)
     + spec: latest, a backup label, or a timestamp (`pgbackrest.restore_options`)
     + confirm: the host names the user confirmed
     + target: the cluster
+    + own: whether `stanza` is this host's own (then the WAL written so far is pushed first)
     """
     check_confirmation(confirm, host.name, what="restore")
     try:
@@ -305,7 +309,7 @@ def restore(stanza: str, spec: str | None, confirm: str | None, target: Cluster)
         raise ConfigError(str(e)) from None
     show_plan(f"restore {target.key} ({what})", [f"pgbackrest --stanza={stanza} restore {' '.join(options)}"])
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    yield restore_script(stanza, options, target, stamp)
+    yield restore_script(stanza, options, target, stamp, own)
 
 
 # WAL segments not yet in the repository and how long the oldest has waited: what a crash now would lose
@@ -448,3 +452,25 @@ def drill(stanza: str, spec: str | None, target: Cluster, shared_database: str):
         raise ConfigError(str(e)) from None
     show_plan(f"drill of stanza {stanza} ({what})", ["restore onto a scratch cluster, compare, remove it"])
     yield FunctionCommand(_drill, (stanza, spec, target, shared_database), {})
+
+
+_status_shown: set[str] = set()
+
+
+@operation()
+def status(stanza: str, target: Cluster):
+    """
+    Print the host's backups (status.py; changes nothing): the newest of each type, the archive queue,
+    the repository's backup data.
+
+    + stanza: this host's stanza
+    + target: the cluster
+    """
+    yield from ()
+    if host.name in _status_shown:  # the body runs in detection and again in execution: print once
+        host.noop("backup status shown")
+        return
+    _status_shown.add(host.name)
+    lines = status_lines(read_backup_state(stanza, target), stanza, time.time())
+    logger.info(f"{host.print_prefix}backups (stanza {stanza}):\n" + "\n".join(f"        {ln}" for ln in lines))
+    host.noop("backup status shown")

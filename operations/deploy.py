@@ -18,12 +18,12 @@ from .errors import ConfigError
 from .facts import HostResources, SshHostKeys
 from .migrations import load_bundles, parse_targets
 from .paths import TEMPLATES
-from .pgbackrest import conf_content, stanza_name, timer_units
+from .pgbackrest import conf_content, dump_script, stanza_name, timer_units
 from .plan import ClusterDesired
 from .render import effective_settings, hba_content, settings_content
 from .reset import check_confirmation
 from .secrets import backup_key, backup_passphrase, complete_passwords
-from .target import BACKUP_KEY, BACKUP_KNOWN_HOSTS, CREATECLUSTER_CONF, PGBACKREST_CONF, Cluster
+from .target import BACKUP_KEY, BACKUP_KNOWN_HOSTS, CREATECLUSTER_CONF, DUMP_SCRIPT, PGBACKREST_CONF, Cluster
 from .tls import server_files
 
 
@@ -65,7 +65,14 @@ def converge(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
     objects.cluster_objects(name=objects.NAME, desired=inside, target=target)
     if stanza is not None:
         backups.stanza(name="backup stanza", backup=cfg.backup, stanza=stanza, target=target)
-    backups.timers(name="backup timers", units=timer_units(cfg.backup, stanza or ""))
+    if stanza is not None and cfg.backup.dumps.enabled:
+        owners = {name: spec.owner for name, spec in dbs.items() if spec.present}
+        script = dump_script(owners, target.port, cfg.backup.dumps)
+        backups.postgres_directory(name="dumps directory", path=cfg.backup.dumps.dir, mode="700")
+        conffiles.installed_file(
+            name="dumps script", path=DUMP_SCRIPT, content=script, owner="root", mode="755", secret=False
+        )
+    backups.timers(name="backup timers", units=timer_units(cfg.backup, stanza or "", DUMP_SCRIPT))
     lock.release_lock(name="deploy lock release")
 
 
@@ -162,7 +169,7 @@ def backup_files(cfg: HearthConfig, stanza: str, target: Cluster, repo_host: str
     content = conf_content(cfg.backup, stanza, target, address, passphrase.unmask() if passphrase else None)
     conffiles.installed_file(name="pgBackRest configuration", path=PGBACKREST_CONF, content=content)
     if repo_host is None:
-        backups.local_repository(name="backup repository directory", path=cfg.backup.repository.path)
+        backups.postgres_directory(name="backup repository directory", path=cfg.backup.repository.path)
 
 
 @deploy("hearthdb validation")
@@ -193,20 +200,35 @@ def validate(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
 @deploy("hearthdb nuclear reset")
 def nuclear_reset(cfg: HearthConfig, confirm: str | None) -> None:
     """Back up, then purge PostgreSQL from the host: `pyinfra inventory.py reset.py --data confirm=HOST`."""
+    repo_host = repository_host(cfg)
+    if repo_host is not None and host.name == repo_host:
+        host.noop("repository host: nothing of PostgreSQL to reset")
+        return
     reset.nuclear_reset(
-        name="nuclear reset (backup first)", confirm=confirm, backup_dir=cfg.backup_dir, target=Cluster.of(cfg.cluster)
+        name="nuclear reset (backup first)",
+        confirm=confirm,
+        backup_dir=cfg.backup_dir,
+        target=Cluster.of(cfg.cluster),
+        stanza=stanza_name(cfg.backup, host.name) if cfg.backup.enabled else None,
     )
 
 
 @deploy("hearthdb schema status")
 def schema_status(cfg: HearthConfig, migrate_to: str | None = None) -> None:
-    """Applied and pending migrations per database: `pyinfra inventory.py status.py`."""
+    """Applied and pending migrations per database, and the backups when declared:
+    `pyinfra inventory.py status.py`."""
+    repo_host = repository_host(cfg)
+    if repo_host is not None and host.name == repo_host:
+        host.noop("repository host: its backups are shown by the database hosts")
+        return
     status.schema_status(
         name="schema status",
         databases=desired_databases(cfg),
         targets=parse_targets(migrate_to),
         target=Cluster.of(cfg.cluster),
     )
+    if cfg.backup.enabled:
+        backups.status(name="backup status", stanza=stanza_name(cfg.backup, host.name), target=Cluster.of(cfg.cluster))
 
 
 def _backup_host(cfg: HearthConfig, what: str) -> str | None:
@@ -230,10 +252,11 @@ def backup_now(cfg: HearthConfig, kind: str | None = None) -> None:
 
 
 @deploy("hearthdb restore")
-def restore_cluster(cfg: HearthConfig, confirm: str | None, spec: str | None = None) -> None:
+def restore_cluster(cfg: HearthConfig, confirm: str | None, spec: str | None = None, source: str | None = None) -> None:
     """Restore in place: `pyinfra inventory.py restore.py --data confirm=HOST [--data target=...]`.
     The cluster's files outside the data directory are rebuilt from the declared state first (a host
-    rebuilt from nothing gets its packages and cluster); then run deploy.py to converge the rest."""
+    rebuilt from nothing gets its packages and cluster); then run deploy.py to converge the rest.
+    `source` (`--data from=STANZA`) restores another host's stanza onto this one: a replacement host."""
     stanza = _backup_host(cfg, "restore")
     if stanza is None:
         return
@@ -244,7 +267,7 @@ def restore_cluster(cfg: HearthConfig, confirm: str | None, spec: str | None = N
     lock.take_lock(name="deploy lock")
     cluster_files(cfg, target, dbs, derived, stanza, repository_host(cfg))
     conffiles.config_file(name="pg_hba", content=hba_content(cfg), kind="hba", target=target)
-    backups.restore(name=f"restore {target.key}", stanza=stanza, spec=spec, confirm=confirm, target=target)
+    backups.restore(name=f"restore {target.key}", stanza=source or stanza, spec=spec, confirm=confirm, target=target)
     lock.release_lock(name="deploy lock release")
 
 

@@ -487,3 +487,47 @@ def compare_checksums(
         elif a[1] != b[1]:
             out.append(f"{name}: same {a[0]} rows, different content")
     return out
+
+
+def status_lines(reading: dict[str, Any], stanza: str, now: float) -> list[str]:
+    """What status.py shows of a stanza: the newest full, diff and incr backup (label, size, age), the
+    WAL waiting for the archive, and what the repository holds for the stanza."""
+    entry = stanza_info(reading.get("info"), stanza)
+    problem = repository_problem(reading, entry)
+    if problem is not None and not backups_of(entry):
+        return [f"backups of stanza {stanza}: repository not readable: {problem}"]
+    lines = [f"{kind:<5} {describe(newest(entry, kind), now)}" for kind in BACKUP_TYPES]
+    arch = reading.get("archiver") or {}
+    oldest = arch.get("oldest_ready_age")
+    lag = f", the oldest for {human_age(oldest)}" if oldest is not None else ""
+    lines.append(
+        f"archive: {arch.get('ready', 0)} WAL segments waiting{lag}; last archived {arch.get('last_archived_wal')}"
+    )
+    held = sum(((b.get("info") or {}).get("repository") or {}).get("delta", 0) for b in backups_of(entry))
+    lines.append(f"repository: {len(backups_of(entry))} backups, {human_size(held)} of backup data (WAL not counted)")
+    return lines
+
+
+def dump_script(databases: dict[str, str], port: int, dumps: Dumps) -> str:
+    """The scheduled logical dumps (run as postgres): `pg_dump -Fc` of each database with the rights of
+    its owner (`--role`), into `<dir>/<db>/<db>-<UTC stamp>.dump` (written as .part, renamed when
+    complete), keeping the newest `keep`; a failed dump fails the unit, the others still run."""
+    lines = [
+        "#!/bin/sh",
+        "# hearthdb: logical dumps of the managed databases, each as its owner (managed; edits are overwritten)",
+        "set -u",
+        "umask 077",
+        f"d={shell_quote(dumps.dir)}",
+        "stamp=$(date -u +%Y%m%dT%H%M%SZ)",
+        "failed=0",
+        "dump() {",
+        '  mkdir -p "$d/$1" || { failed=1; return; }',
+        '  f="$d/$1/$1-$stamp.dump"',
+        f'  if pg_dump -p {int(port)} --role="$2" -Fc -f "$f.part" "$1"; then mv "$f.part" "$f"; '
+        'else rm -f "$f.part"; echo "hearthdb: dump of $1 failed" >&2; failed=1; fi',
+        f'  ls -1t "$d/$1"/*.dump 2>/dev/null | tail -n +{dumps.keep + 1} | while read -r old; do rm -f "$old"; done',
+        "}",
+        *(f"dump {shell_quote(db)} {shell_quote(owner)}" for db, owner in sorted(databases.items())),
+        'exit "$failed"',
+    ]
+    return "\n".join(lines) + "\n"

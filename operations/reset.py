@@ -11,6 +11,7 @@ from pyinfra.api import operation
 
 from .errors import ConfigError
 from .facts import PgClusters
+from .pgbackrest import backup_command
 from .target import HOST_ROOTS, Cluster
 
 
@@ -57,16 +58,21 @@ PURGE_SCRIPT = (
 
 
 @operation()
-def nuclear_reset(confirm: str | None, backup_dir: str, target: Cluster):
+def nuclear_reset(confirm: str | None, backup_dir: str, target: Cluster, stanza: str | None = None):
     """
-    Back up every database, then stop PostgreSQL and purge its packages, configuration and data.
+    Back up every database, then stop PostgreSQL and purge its packages, configuration and data. With
+    a backup section, a pgBackRest full backup comes first (its repository is outside what is purged).
 
     + confirm: the host names the user confirmed (`--data confirm=hdb1`); this host must be among them
     + backup_dir: where on the host the backup folder is written (kept by the purge)
     + target: the cluster to back up
+    + stanza: this host's pgBackRest stanza, when backups are declared
     """
     check_confirmation(confirm, host.name)
-    if host.get_fact(PgClusters):
+    clusters = host.get_fact(PgClusters)
+    if stanza is not None and (clusters.get(target.key) or {}).get("online"):
+        yield f"runuser -u postgres -- {backup_command(shlex.quote(stanza), 'full')}"
+    if clusters:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{host.name}"
         yield backup_script(backup_dir, target, stamp)
     yield PURGE_SCRIPT

@@ -20,6 +20,7 @@ PGBACKREST_CONF = "/etc/pgbackrest/pgbackrest.conf"
 PGBACKREST_SPOOL = "/var/spool/pgbackrest"
 PGBACKREST_LOG = "/var/log/pgbackrest"
 SYSTEMD_UNITS = "/etc/systemd/system"
+DUMP_SCRIPT = "/usr/local/lib/hearthdb/hearthdb-dumps"  # the scheduled logical dumps (backup.dumps)
 # a database host's SFTP key for its repository host, and that host's public key (postgres's files)
 BACKUP_KEY = "/var/lib/postgresql/.ssh/hearthdb-backup"
 BACKUP_KNOWN_HOSTS = "/var/lib/postgresql/.ssh/hearthdb-backup-known-hosts"

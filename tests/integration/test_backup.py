@@ -27,6 +27,7 @@ CONFIG: dict[str, Any] = {
         "repository": {"host": REPO},
         "archive": {"timeout": 10, "queue_max": "64MiB"},
         "schedule": {"incr": "hourly"},
+        "dumps": {"enabled": True, "keep": 2},
     },
 }
 MARKER = "hearthdb-row-marker-7f3a9c"  # a row value that must never be readable in the repository
@@ -213,6 +214,17 @@ def test_killed_backup_then_next_backup_and_verify(hosts: None, deploy: Callable
     output = verify.stdout + verify.stderr
     assert verify.returncode == 0 and "verify command end: completed successfully" in output, output
     assert "ERROR" not in output and "invalid" not in output
+
+
+def test_logical_dumps_as_the_owner_with_retention(hosts: None, deploy: Callable[..., Run]) -> None:
+    for _ in range(3):
+        ssh(DB, "systemctl start hearthdb-dumps.service")  # oneshot: returns when the dumps are done
+        time.sleep(1.1)  # a new stamp each time
+    listing = ssh(DB, "ls /var/backups/hearthdb/dumps/logos_db").stdout.split()
+    assert len(listing) == 2 and all(n.startswith("logos_db-") and n.endswith(".dump") for n in listing)
+    toc = ssh(DB, f"pg_restore -l /var/backups/hearthdb/dumps/logos_db/{listing[-1]}").stdout
+    assert "TABLE DATA public drill_rows logos" in toc  # the owner's table, dumped with the owner's rights
+    assert ssh(DB, "stat -c '%U %a' /var/backups/hearthdb/dumps").stdout.split() == ["postgres", "700"]
 
 
 def test_cipher_change_and_unknown_repository_host_are_refused(hosts: None, deploy: Callable[..., Run]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,11 @@ from operations.pgbackrest import (
     check_calendar,
     compare_checksums,
     conf_content,
+    dump_script,
     parse_checksums,
     restore_options,
     stanza_name,
+    status_lines,
     timer_units,
 )
 from operations.render import effective_settings
@@ -287,3 +290,33 @@ def test_checks_on_recorded_readings() -> None:
     healed = {n: ok for n, ok, _ in archive_checks(_recorded("healed"), backup, "hdb1", NOW)}
     assert healed == dict.fromkeys(healed, True) and len(healed) == 4
     assert archive_checks(_recorded("not-installed"), backup, "hdb2", NOW)[0][1] is False
+
+
+def test_status_lines_from_a_recorded_reading() -> None:
+    lines = status_lines(_recorded("healed"), "hdb1", 1796222000.0)
+    assert lines[0].startswith("full  2026") and "in the repository" in lines[0] and lines[0].endswith("ago")
+    assert lines[2].startswith("incr  2026")
+    assert lines[3].startswith("archive: 0 WAL segments waiting; last archived ")
+    assert re.match(r"repository: \d+ backups, [\d.]+ MiB of backup data", lines[4])
+    unread = status_lines({"info": None, "info_error": "unable to connect"}, "hdb1", NOW)
+    assert unread == ["backups of stanza hdb1: repository not readable: unable to connect"]
+
+
+def test_dump_script(tmp_path: Path) -> None:
+    dumps = Backup.model_validate({"dumps": {"enabled": True, "keep": 3, "dir": "/srv/dumps"}}).dumps
+    script = dump_script({"logos_db": "logos", "hearthminds_db": "hearthminds"}, 5432, dumps)
+    assert "dump 'hearthminds_db' 'hearthminds'\ndump 'logos_db' 'logos'\n" in script  # every database, its owner
+    assert 'pg_dump -p 5432 --role="$2" -Fc -f "$f.part" "$1"' in script
+    assert "tail -n +4" in script  # the newest three stay
+    # the script is valid shell
+    path = tmp_path / "dumps.sh"
+    path.write_text(script)
+    assert subprocess.run(["sh", "-n", str(path)], capture_output=True).returncode == 0
+    assert (
+        "ExecStart=/usr/local/lib/hearthdb/hearthdb-dumps"
+        in timer_units(
+            Backup.model_validate({"enabled": True, "dumps": {"enabled": True}}),
+            "db1",
+            "/usr/local/lib/hearthdb/hearthdb-dumps",
+        )["hearthdb-dumps.service"]
+    )

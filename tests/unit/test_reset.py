@@ -35,3 +35,15 @@ def test_backup_first_then_purge() -> None:
 def test_no_cluster_means_nothing_to_back_up() -> None:
     cmds, _ = run_op(reset.nuclear_reset, {PgClusters: {}}, confirm="fakehost", **ARGS)
     assert cmds == [reset.PURGE_SCRIPT]
+
+
+def test_with_backups_a_pgbackrest_full_backup_comes_first() -> None:
+    cmds, _ = run_op(reset.nuclear_reset, {PgClusters: ONLINE}, confirm="fakehost", stanza="db1", **ARGS)
+    assert len(cmds) == 3
+    assert cmds[0] == "runuser -u postgres -- /usr/bin/pgbackrest --stanza=db1 --type=full backup"
+    assert "pg_dumpall" in cmds[1] and "apt-get purge" in cmds[2]
+    # the repository is not among what the purge removes
+    assert "pgbackrest" not in reset.PURGE_SCRIPT.split("rm -rf", 1)[1]
+    stopped = {"17/main": {"online": False}}
+    cmds, _ = run_op(reset.nuclear_reset, {PgClusters: stopped}, confirm="fakehost", stanza="db1", **ARGS)
+    assert not any("pgbackrest" in str(c) for c in cmds)  # a stopped cluster cannot be backed up online
