@@ -107,8 +107,9 @@ def test_converges_with_a_repository_host(hosts: None, deploy: Callable[..., Run
 
 
 def test_drill_to_a_point_in_time_and_latest(hosts: None, deploy: Callable[..., Run]) -> None:
+    # the AI's own table (the dumps run with its owner's rights)
     sql(
-        f"CREATE TABLE drill_rows (i int, note text); INSERT INTO drill_rows SELECT i, '{MARKER}' "
+        f"SET ROLE logos; CREATE TABLE drill_rows (i int, note text); INSERT INTO drill_rows SELECT i, '{MARKER}' "
         "FROM generate_series(1, 100) i"
     )
     time.sleep(1.1)
