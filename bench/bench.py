@@ -6,6 +6,7 @@ writing bench/results/<name>.json and <name>.png.
     .venv/bin/python bench/bench.py fleet       # hearthdb vs the floor on 5 hosts at once, and 1 vs 5 hosts
     .venv/bin/python bench/bench.py vector      # HNSW build and queries: derived config vs Debian's stock config
     .venv/bin/python bench/bench.py memory      # the pp schema with 100k memories: create, read, search
+    .venv/bin/python bench/bench.py backup      # pgBackRest on ~2 GB of 1536-d rows: backup, restore, RPO
     .venv/bin/python bench/bench.py all
 
     .venv/bin/python bench/bench.py noop --before REV --no-peers    # hearthdb at git revision REV beside this tree
@@ -18,7 +19,8 @@ tables, and the ratio after/before. It applies to converge and noop. --no-peers 
 floor, built-ins and Ansible; converge: built-ins and Ansible, the floor stays).
 
 HEARTHDB_BENCH_HOST (default hdb1) names the lab host that converge, noop, vector and memory use;
-HEARTHDB_BENCH_FLEET (default "hdb3 hdb4 hdb5 hdb6 hdb7", or --hosts) the hosts of fleet.
+HEARTHDB_BENCH_FLEET (default "hdb3 hdb4 hdb5 hdb6 hdb7", or --hosts) the hosts of fleet;
+HEARTHDB_BENCH_BACKUP (default "hdb4 hdb5 hdb6") backup's database, repository and second database host.
 """
 
 from __future__ import annotations
@@ -702,12 +704,173 @@ SELECT json_object_agg(op, p95) FROM (SELECT op, percentile_cont(0.95) WITHIN GR
     return out
 
 
+BACKUP_HOSTS = os.environ.get("HEARTHDB_BENCH_BACKUP", "hdb4 hdb5 hdb6").replace(",", " ").split()
+
+# Memory rows with 1536-d embeddings (random: embeddings do not compress), filled by two sessions at once.
+MEMORIES = """
+SET ROLE logos;
+CREATE TABLE IF NOT EXISTS memories (id bigint PRIMARY KEY, content text, embedding vector(1536));
+INSERT INTO memories SELECT i, md5(i::text) || ' remembered', e.v::vector
+  FROM generate_series({first}, {last}) i,
+  LATERAL (SELECT array_agg(random()::real) AS v FROM generate_series(1, 1536) WHERE i > 0) e;
+"""
+WRITES = "CREATE TABLE IF NOT EXISTS writes (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())"
+
+
+def timed_ssh(host: str, command: str) -> float:
+    start = time.perf_counter()
+    ssh(host, command)
+    return round(time.perf_counter() - start, 2)
+
+
+def timed_hearthdb(hosts: list[str], config: dict[str, Any], entry: str, *data: str) -> float:
+    args = [a for d in data for a in ("--data", d)]
+    elapsed, _ = pyinfra(hosts, config, "-y", *args, entry=entry)
+    return round(elapsed, 2)
+
+
+def fill_memories(host: str, rows: int) -> None:
+    half = rows // 2
+    with ThreadPoolExecutor(2) as pool:
+        list(
+            pool.map(
+                lambda r: psql_time(host, "logos_db", MEMORIES.format(first=r[0], last=r[1])),
+                [(1, half), (half + 1, rows)],
+            )
+        )
+    psql_time(host, "logos_db", "VACUUM (ANALYZE) memories; CHECKPOINT;")
+
+
+def writer(host: dict[str, Any], password: str, stop: Any, acked: list[tuple[int, float]]) -> None:
+    """Commits one row at a time over the network until `stop` is set (or the server is gone), noting the
+    id and client time of every acknowledged commit."""
+    import psycopg
+
+    with psycopg.connect(
+        host=host["address"], user="logos", password=password, dbname="logos_db", autocommit=True, connect_timeout=5
+    ) as conn:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            try:
+                conn.execute("INSERT INTO writes (id) VALUES (%s)", (i,))
+            except psycopg.Error:
+                return
+            acked.append((i, time.time()))
+            time.sleep(0.01)
+
+
+def bench_backup(size_gb: float = 2.0) -> dict[str, Any]:
+    """pgBackRest on ~`size_gb` GB of 1536-d memory rows, on one lab host with its repository on the same
+    disk: full backup beside pg_basebackup and a plain tar of the data directory (the floor), restore beside
+    untarring, an incremental after a 1% change, a drill. Then the recovery point: the repository on a second
+    host, writes committing one by one over the network, the database host power-killed, its backups
+    restored on a third host; rows and seconds lost."""
+    import threading
+
+    db, repo, other = BACKUP_HOSTS
+    api.up(max(host_index(h) for h in BACKUP_HOSTS))
+    for h, layer in ((db, "backup"), (other, "backup"), (repo, None)):
+        api.reset(h, layer=layer)
+    rows = int(size_gb * 2**30 / 6300)  # a 1536-d vector is 6 KiB, plus the row
+    local = {"ai_names": ["logos"], "backup": {"enabled": True}}
+    hearthdb([db], ["logos"], config=local)
+    started = time.perf_counter()
+    fill_memories(db, rows)
+    out: dict[str, Any] = {"rows": rows, "fill_s": round(time.perf_counter() - started, 1)}
+    data = "/var/lib/postgresql/17/main"
+    out["data_directory_bytes"] = int(ssh(db, f"du -sb {data} | cut -f1").stdout)
+    out["floor tar"] = timed_ssh(db, f"tar -cf /var/tmp/floor.tar -C {data} . && sync")
+    out["floor untar"] = timed_ssh(
+        db, "mkdir -p /var/tmp/untar && tar -xf /var/tmp/floor.tar -C /var/tmp/untar && sync"
+    )
+    ssh(db, "rm -rf /var/tmp/floor.tar /var/tmp/untar")
+    out["pg_basebackup"] = timed_ssh(db, "sudo -u postgres pg_basebackup -D /var/tmp/bb -X stream -c fast && sync")
+    ssh(db, "rm -rf /var/tmp/bb")
+    out["full backup"] = timed_hearthdb([db], local, "backup.py", "type=full")
+    psql_time(db, "logos_db", "UPDATE memories SET content = content || '!' WHERE id % 100 = 0; CHECKPOINT;")
+    out["incr after 1% change"] = timed_hearthdb([db], local, "backup.py", "type=incr")
+    out["restore"] = timed_hearthdb([db], local, "restore.py", f"confirm={db}")
+    ssh(db, f"rm -rf {data}.before-restore-*")
+    out["drill"] = timed_hearthdb([db], local, "drill.py")
+    out["ratio full/floor"] = ratio(out["full backup"], out["floor tar"])
+    out["ratio full/pg_basebackup"] = ratio(out["full backup"], out["pg_basebackup"])
+    out["ratio restore/floor"] = ratio(out["restore"], out["floor untar"])
+    out["ratio incr/full"] = ratio(out["incr after 1% change"], out["full backup"])
+
+    # the recovery point: repository on `repo`, the database host killed while writes commit
+    remote = {
+        "ai_names": ["logos"],
+        "cluster": {"listen_addresses": ["*"]},
+        "hba": [
+            {"type": "local", "database": "all", "user": "all"},
+            {"type": "host", "database": "all", "user": "all", "address": "10.213.7.0/24"},
+        ],
+        "backup": {"enabled": True, "repository": {"host": repo}},
+    }
+    hearthdb([db, other, repo], ["logos"], config=remote)  # the repository host, and a stanza there for both
+    psql_time(db, "logos_db", f"SET ROLE logos; {WRITES}")
+    host = next(h for h in api.hosts() if h["name"] == db)
+    stop, acked = threading.Event(), []
+    thread = threading.Thread(target=writer, args=(host, passwords(["logos"])["logos"], stop, acked))
+    thread.start()
+    time.sleep(45)
+    api.power_kill(db)
+    killed_at = time.time()
+    stop.set()
+    thread.join(timeout=30)
+    out["restore on another host"] = timed_hearthdb(
+        [other, repo], remote, "restore.py", f"confirm={other}", f"from={db}"
+    )
+    last = psql_time(
+        other, "logos_db", "SELECT coalesce(max(id), 0) || ',' || coalesce(extract(epoch FROM max(at)), 0) FROM writes"
+    )[1]
+    restored_id, restored_at = (float(v) for v in last.strip().splitlines()[-1].split(","))
+    last_id, last_at = acked[-1]
+    out["recovery point"] = {
+        "acknowledged rows": last_id,
+        "rows lost": int(last_id - restored_id),
+        "seconds lost": round(max(0.0, last_at - restored_at), 1),
+        "archive_timeout": 60,
+        "killed after acknowledging for s": round(killed_at - acked[0][1], 1),
+    }
+    api.power_on(db)
+    show(
+        f"backups on {rows} rows of 1536-d memories ({out['data_directory_bytes'] / 2**30:.2f} GiB), seconds",
+        ["step", "seconds", "ratio"],
+        [
+            ["floor: tar of the data directory", out["floor tar"], 1.0],
+            ["pg_basebackup", out["pg_basebackup"], ratio(out["pg_basebackup"], out["floor tar"])],
+            ["hearthdb backup.py type=full", out["full backup"], out["ratio full/floor"]],
+            ["incremental after 1% change", out["incr after 1% change"], out["ratio incr/full"]],
+            ["floor: untar", out["floor untar"], 1.0],
+            ["hearthdb restore.py (latest)", out["restore"], out["ratio restore/floor"]],
+            ["hearthdb drill.py", out["drill"], ratio(out["drill"], out["restore"])],
+            ["restore on another host (RPO)", out["restore on another host"], ""],
+        ],
+    )
+    print(f"recovery point: {out['recovery point']}", flush=True)
+    labels = ["tar\n(floor)", "pg_base-\nbackup", "full", "incr\n1%", "untar\n(floor)", "restore", "drill"]
+    keys = ["floor tar", "pg_basebackup", "full backup", "incr after 1% change", "floor untar", "restore", "drill"]
+    colors = [GREY, ORANGE, BLUE, LIGHT_BLUE, GREY, PURPLE, LIGHT_PURPLE]
+    rp = out["recovery point"]
+    title = (
+        f"Backups of {out['data_directory_bytes'] / 2**30:.1f} GiB (1536-d rows): "
+        f"full/floor {out['ratio full/floor']}{X}, "
+        f"restore/floor {out['ratio restore/floor']}{X}, incr/full {out['ratio incr/full']}{X}\n"
+        f"host killed under writes: {rp['rows lost']} rows, {rp['seconds lost']} s lost (archive_timeout 60 s)"
+    )
+    save("backup", out, lambda ax: bars(ax, labels, [out[k] for k in keys], "seconds", title, colors), size=(9, 4.5))
+    return out
+
+
 BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "converge": lambda o: bench_converge(o.after, o.before, not o.no_peers),
     "noop": lambda o: bench_noop(o.after, o.before, not o.no_peers, o.sizes),
     "fleet": lambda o: bench_fleet(o.hosts),
     "vector": lambda o: bench_vector(),
     "memory": lambda o: bench_memory(),
+    "backup": lambda o: bench_backup(),
 }
 BEFORE_AFTER = ("converge", "noop")
 
