@@ -30,7 +30,6 @@ from .pgbackrest import (
     stanza_cipher,
     stanza_code,
     stanza_info,
-    status_lines,
 )
 from .psql import SqlCommand
 from .report import show_plan
@@ -452,25 +451,3 @@ def drill(stanza: str, spec: str | None, target: Cluster, shared_database: str):
         raise ConfigError(str(e)) from None
     show_plan(f"drill of stanza {stanza} ({what})", ["restore onto a scratch cluster, compare, remove it"])
     yield FunctionCommand(_drill, (stanza, spec, target, shared_database), {})
-
-
-_status_shown: set[str] = set()
-
-
-@operation()
-def status(stanza: str, target: Cluster):
-    """
-    Print the host's backups (status.py; changes nothing): the newest of each type, the archive queue,
-    the repository's backup data.
-
-    + stanza: this host's stanza
-    + target: the cluster
-    """
-    yield from ()
-    if host.name in _status_shown:  # the body runs in detection and again in execution: print once
-        host.noop("backup status shown")
-        return
-    _status_shown.add(host.name)
-    lines = status_lines(read_backup_state(stanza, target), stanza, time.time())
-    logger.info(f"{host.print_prefix}backups (stanza {stanza}):\n" + "\n".join(f"        {ln}" for ln in lines))
-    host.noop("backup status shown")

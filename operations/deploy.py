@@ -228,7 +228,9 @@ def schema_status(cfg: HearthConfig, migrate_to: str | None = None) -> None:
         target=Cluster.of(cfg.cluster),
     )
     if cfg.backup.enabled:
-        backups.status(name="backup status", stanza=stanza_name(cfg.backup, host.name), target=Cluster.of(cfg.cluster))
+        status.backup_status(
+            name="backup status", stanza=stanza_name(cfg.backup, host.name), target=Cluster.of(cfg.cluster)
+        )
 
 
 def _backup_host(cfg: HearthConfig, what: str) -> str | None:

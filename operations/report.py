@@ -3,6 +3,8 @@ failing a host with a clear message."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pyinfra import host, logger, state
 from pyinfra.api import FunctionCommand
 from pyinfra.api.state import StateStage
@@ -24,3 +26,15 @@ def fail(message: str) -> FunctionCommand:
     """A command that fails the host with `message`: no remote command, no traceback; the other hosts
     go on, as when one of their commands fails."""
     return FunctionCommand(_fail, (message,), {})
+
+
+_reported: set[tuple[str, str]] = set()
+
+
+def report_once(what: str, lines: Callable[[], list[str]]) -> None:
+    """Print a report (status.py) once per host: an operation's body runs in change detection and again
+    in execution. It changes nothing."""
+    if (host.name, what) not in _reported:
+        _reported.add((host.name, what))
+        logger.info(f"{host.print_prefix}{what}:\n" + "\n".join(f"        {ln}" for ln in lines()))
+    host.noop(f"{what} shown")

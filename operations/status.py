@@ -1,16 +1,19 @@
-"""The schema status report: applied and pending migrations per database (changes nothing)."""
+"""The status reports of status.py (they change nothing): applied and pending migrations per database,
+and the host's backups."""
 
 from __future__ import annotations
 
-from pyinfra import host, logger
+import time
+
 from pyinfra.api import operation
 
+from .backups import read_backup_state
 from .desired import DatabaseSpec
 from .facts import read_cluster
 from .migrations import load_bundle
+from .pgbackrest import status_lines
+from .report import report_once
 from .target import Cluster
-
-_status_shown: set[str] = set()
 
 
 @operation()
@@ -23,10 +26,10 @@ def schema_status(databases: dict[str, DatabaseSpec], targets: dict[str, int], t
     + target: the cluster
     """
     yield from ()
-    if host.name in _status_shown:  # the body runs in detection and again in execution: print once
-        host.noop("schema status shown")
-        return
-    _status_shown.add(host.name)
+    report_once("schema status", lambda: _schema_lines(databases, targets, target))
+
+
+def _schema_lines(databases: dict[str, DatabaseSpec], targets: dict[str, int], target: Cluster) -> list[str]:
     have = read_cluster(target, visit=True, use_memo=False).get("databases") or {}
     lines = []
     for name, spec in databases.items():
@@ -35,15 +38,29 @@ def schema_status(databases: dict[str, DatabaseSpec], targets: dict[str, int], t
         applied = {(r["bundle"], r["version"]) for r in (have.get(name) or {}).get("ledger") or []}
         for bundle in spec.bundles:
             migrations = load_bundle(bundle)
-            target = targets.get(bundle, len(migrations))
+            target_version = targets.get(bundle, len(migrations))
             done = [m for m in migrations if (bundle, m.version) in applied]
-            pending = [m.label.split(" ", 1)[1] for m in migrations if m.version <= target and m not in done]
-            extra = [m.label.split(" ", 1)[1] for m in done if m.version > target]
+            pending = [m.label.split(" ", 1)[1] for m in migrations if m.version <= target_version and m not in done]
+            extra = [m.label.split(" ", 1)[1] for m in done if m.version > target_version]
             state_word = "missing" if name not in have else ("at target" if not pending and not extra else "behind")
             lines.append(
                 f"{name:<24} {bundle:<6} applied {len(done)}/{len(migrations)}  {state_word}"
                 + (f"; pending: {', '.join(pending)}" if pending else "")
                 + (f"; to revert: {', '.join(extra)}" if extra else "")
             )
-    logger.info(f"{host.print_prefix}schema status:\n" + "\n".join(f"        {ln}" for ln in lines))
-    host.noop("schema status shown")
+    return lines
+
+
+@operation()
+def backup_status(stanza: str, target: Cluster):
+    """
+    Print the host's backups: the newest of each type (label, size, age), the archive queue, the
+    repository's backup data.
+
+    + stanza: this host's stanza
+    + target: the cluster
+    """
+    yield from ()
+    report_once(
+        f"backups (stanza {stanza})", lambda: status_lines(read_backup_state(stanza, target), stanza, time.time())
+    )

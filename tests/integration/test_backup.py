@@ -215,6 +215,11 @@ def test_killed_backup_then_next_backup_and_verify(hosts: None, deploy: Callable
     output = verify.stdout + verify.stderr
     assert verify.returncode == 0 and "verify command end: completed successfully" in output, output
     assert "ERROR" not in output and "invalid" not in output
+    shown = deploy(HOSTS, CONFIG, "-y", entry="status.py").stderr
+    assert f"backups (stanza {DB}):" in shown
+    for kind in ("full ", "diff ", "incr "):
+        assert re.search(rf"^\s+{kind} \d{{8}}-\d{{6}}F\S*, [\d.]+ \S+ in the repository, \d+ s, .* ago$", shown, re.M), shown
+    assert re.search(r"^\s+archive: \d+ WAL segments waiting", shown, re.M)
 
 
 def test_logical_dumps_as_the_owner_with_retention(hosts: None, deploy: Callable[..., Run]) -> None:
