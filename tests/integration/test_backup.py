@@ -218,7 +218,8 @@ def test_killed_backup_then_next_backup_and_verify(hosts: None, deploy: Callable
     shown = deploy(HOSTS, CONFIG, "-y", entry="status.py").stderr
     assert f"backups (stanza {DB}):" in shown
     for kind in ("full ", "diff ", "incr "):
-        assert re.search(rf"^\s+{kind} \d{{8}}-\d{{6}}F\S*, [\d.]+ \S+ in the repository, \d+ s, .* ago$", shown, re.M), shown
+        line = rf"^\s+{kind} \d{{8}}-\d{{6}}F\S*, [\d.]+ \S+ in the repository, \d+ s, .* ago$"
+        assert re.search(line, shown, re.M), shown
     assert re.search(r"^\s+archive: \d+ WAL segments waiting", shown, re.M)
 
 
