@@ -707,9 +707,9 @@ SELECT json_object_agg(op, p95) FROM (SELECT op, percentile_cont(0.95) WITHIN GR
 BACKUP_HOSTS = os.environ.get("HEARTHDB_BENCH_BACKUP", "hdb4 hdb5 hdb6").replace(",", " ").split()
 
 # Memory rows with 1536-d embeddings (random: embeddings do not compress), filled by two sessions at once.
+MEMORIES_TABLE = "SET ROLE logos; CREATE TABLE memories (id bigint PRIMARY KEY, content text, embedding vector(1536))"
 MEMORIES = """
 SET ROLE logos;
-CREATE TABLE IF NOT EXISTS memories (id bigint PRIMARY KEY, content text, embedding vector(1536));
 INSERT INTO memories SELECT i, md5(i::text) || ' remembered', e.v::vector
   FROM generate_series({first}, {last}) i,
   LATERAL (SELECT array_agg(random()::real) AS v FROM generate_series(1, 1536) WHERE i > 0) e;
@@ -731,6 +731,7 @@ def timed_hearthdb(hosts: list[str], config: dict[str, Any], entry: str, *data: 
 
 def fill_memories(host: str, rows: int) -> None:
     half = rows // 2
+    psql_time(host, "logos_db", MEMORIES_TABLE)
     with ThreadPoolExecutor(2) as pool:
         list(
             pool.map(
