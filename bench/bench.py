@@ -725,7 +725,7 @@ def timed_ssh(host: str, command: str) -> float:
 
 def timed_hearthdb(hosts: list[str], config: dict[str, Any], entry: str, *data: str) -> float:
     args = [a for d in data for a in ("--data", d)]
-    elapsed, _ = pyinfra(hosts, config, "-y", *args, entry=entry)
+    elapsed, _ = pyinfra(hosts, config, "-y", "-v", *args, entry=entry)  # -v: a failing command's stderr shown
     return round(elapsed, 2)
 
 
@@ -804,6 +804,7 @@ def bench_backup(size_gb: float = 2.0) -> dict[str, Any]:
     out["ratio full/pg_basebackup"] = ratio(out["full backup"], out["pg_basebackup"])
     out["ratio restore/floor"] = ratio(out["restore"], out["floor untar"])
     out["ratio incr/full"] = ratio(out["incr after 1% change"], out["full backup"])
+    print(json.dumps(out), flush=True)  # the one-host figures, before the recovery-point run
 
     # the recovery point: repository on `repo`, the database host killed while writes commit
     remote = {

@@ -23,6 +23,7 @@ PURE = [
     "operations.queries",
     "operations.visitmemo",
     "operations.tls",
+    "operations.pgbackrest",
 ]
 
 
