@@ -260,9 +260,12 @@ def restore_script(stanza: str, options: list[str], target: Cluster, stamp: str,
     return f"""set -eu
 d=$(pg_lsclusters -h {target.shell_args} | awk '{{print $6}}')
 [ -n "$d" ] || {{ echo "hearthdb: no cluster {target.key} to restore into" >&2; exit 1; }}
+# nothing is stopped or moved unless the stanza has a backup to restore
+runuser -u postgres -- pgbackrest --stanza={shlex.quote(stanza)} --output=json info | grep -q '"backup":\\[{{' || {{
+  echo "hearthdb: stanza {stanza} has no backup in the repository to restore; nothing was changed" >&2; exit 1; }}
 if pg_lsclusters -h {target.shell_args} | grep -q online; then
   # the WAL written up to now goes to the repository first: a target in the current segment is reachable
-  {f"runuser -u postgres -- pgbackrest --stanza={shlex.quote(stanza)} check >/dev/null" if own else ":"}
+  {f"runuser -u postgres -- pgbackrest --stanza={shlex.quote(stanza)} check >&2" if own else ":"}
   pg_ctlcluster {target.shell_args} stop
 fi
 aside="$d.before-restore-{stamp}"

@@ -269,7 +269,14 @@ def restore_cluster(cfg: HearthConfig, confirm: str | None, spec: str | None = N
     lock.take_lock(name="deploy lock")
     cluster_files(cfg, target, dbs, derived, stanza, repository_host(cfg))
     conffiles.config_file(name="pg_hba", content=hba_content(cfg), kind="hba", target=target)
-    backups.restore(name=f"restore {target.key}", stanza=source or stanza, spec=spec, confirm=confirm, target=target)
+    backups.restore(
+        name=f"restore {target.key}",
+        stanza=source or stanza,
+        spec=spec,
+        confirm=confirm,
+        target=target,
+        own=source in (None, stanza),
+    )
     lock.release_lock(name="deploy lock release")
 
 

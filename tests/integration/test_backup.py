@@ -155,6 +155,14 @@ def test_restore_a_dropped_database_and_a_backup_chain(hosts: None, deploy: Call
     refused = deploy(HOSTS, CONFIG, "-y", "--data", f"target={before_drop}", entry="restore.py", check=False)
     assert refused.code != 0 and f"confirm with --data confirm={DB}" in refused.stderr
     assert sql("SELECT count(*) FROM pg_database WHERE datname = 'logos_db'", "postgres") == "0"  # untouched
+    typo = deploy(
+        HOSTS, CONFIG, "-y", "--data", f"confirm={DB}", "--data", "from=nosuch", entry="restore.py", check=False
+    )
+    assert (
+        typo.code != 0
+        and "stanza nosuch has no backup in the repository to restore; nothing was changed" in typo.stderr
+    )
+    assert ssh(DB, "pg_lsclusters -h 17 main").stdout.split()[3] == "online"  # the cluster was left alone
     deploy(HOSTS, CONFIG, "-y", "--data", f"confirm={DB}", "--data", f"target={before_drop}", entry="restore.py")
     assert table_digest("drill_rows") == rows
     assert changed_ops(deploy(HOSTS, CONFIG, "-y", "--json")) == []  # what the restore rebuilt is the declared state
