@@ -830,11 +830,12 @@ def bench_backup(size_gb: float = 2.0) -> dict[str, Any]:
     }
     hearthdb([db, other, repo], ["logos"], config=remote)  # the repository host, and a stanza there for both
     psql_time(db, "logos_db", f"SET ROLE logos; {WRITES}")
+    ssh(db, f"sudo -u postgres pgbackrest --stanza={db} check")  # the table itself is in the repository
     host = next(h for h in api.hosts() if h["name"] == db)
     stop, acked = threading.Event(), []
     thread = threading.Thread(target=writer, args=(host, passwords(["logos"])["logos"], stop, acked))
     thread.start()
-    time.sleep(45)
+    time.sleep(90)  # longer than archive_timeout: the loss is what archiving leaves, not where it started
     api.power_kill(db)
     killed_at = time.time()
     stop.set()
