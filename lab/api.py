@@ -137,6 +137,7 @@ def power_on(name: str) -> dict[str, Any]:
         if procs.alive(st.hosts[name].proc):
             raise LabError(f"{name} is running; power_kill it first")
         started = time.monotonic()
+        net.set_isolated(name, False)
         ref = hostmod.boot(name)
         st.hosts[name] = HostState(proc=ref, layer=st.hosts[name].layer)
         state.save(st)
@@ -153,6 +154,10 @@ def isolate(name: str, isolated: bool = True) -> None:
             raise LabError(f"{name} is not up (see `hearthdb-lab status`)")
         hostmod.close_master(name)
         net.set_isolated(name, isolated)
+        if not isolated:  # back when SSH answers again
+            deadline = time.monotonic() + 20
+            while not hostmod.ssh_ok(name, timeout=1) and time.monotonic() < deadline:
+                time.sleep(0.2)
         say(f"{name} {'isolated' if isolated else 'joined the lab network again'}")
 
 

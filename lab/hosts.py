@@ -46,11 +46,12 @@ def peer_line(peer: str) -> str:
 
 
 def network_file(name: str) -> str:
-    # Static address only: no gateway and no DNS, the bridge is the hosts' whole world.
+    # Static address only: no gateway and no DNS, the bridge is the hosts' whole world. The address
+    # stays through a lost carrier (`isolate`, `power_kill`): a partition heals the moment the link is back.
     return (
         "[Match]\nName=eth0\n\n"
         f"[Network]\nAddress={config.host_address(name)}/{config.PREFIX_LEN}\n"
-        "LinkLocalAddressing=no\nIPv6AcceptRA=no\n"
+        "LinkLocalAddressing=no\nIPv6AcceptRA=no\nIgnoreCarrierLoss=yes\nConfigureWithoutCarrier=yes\n"
     )
 
 
@@ -200,6 +201,7 @@ def power_kill(name: str, ref: ProcRef | None) -> None:
     """Pull the plug: SIGKILL the nspawn and the container's init, no shutdown inside. The upper dir,
     its mount and the network namespace stay, so `boot` brings the same host (and its data) back."""
     close_master(name)
+    net.set_isolated(name, True)  # a dead host's NIC is gone too; its namespace alone would still answer
     procs.terminate([r for r in (ref,) if r], timeout=0, first=signal.SIGKILL)
     _kill_orphaned_container(name)
     _clean_nspawn_run(name)
