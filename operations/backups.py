@@ -11,7 +11,7 @@ import time
 from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, StringCommand, operation
 
-from .conffiles import FileDigests
+from .conffiles import FileDigests, write_command
 from .errors import ConfigError
 from .facts import PSQL_USER, BackupState, RepositoryAccount, SystemdUnits
 from .pgbackrest import (
@@ -66,8 +66,9 @@ def stanza(backup: Backup, stanza: str, target: Cluster):
     """
     Create the host's stanza once (`stanza-create` is idempotent, but it is run only when the
     repository has none), prove archiving with `pgbackrest check`, and take the first full backup; a
-    stanza that exists but holds no full backup gets one. The repository's cipher cannot change once
-    the stanza exists: a declared change is refused before anything runs.
+    stanza that exists but holds no full backup gets one, and so does one whose WAL was dropped at the
+    queue bound since its newest backup (an incremental closes the gap in point-in-time recovery). A
+    cipher change is refused earlier, by `check_cipher`, while the deploy loads.
 
     + backup: the declared backup section
     + stanza: this host's stanza
@@ -115,11 +116,7 @@ def timers(units: dict[str, str]):
         if (have.get(name) or {}).get("digest") != digest:
             path = f"{SYSTEMD_UNITS}/{name}"
             shown += [f"write {path}", *(f"  {line}" for line in content.rstrip("\n").splitlines())]
-            commands.append(
-                StringCommand(
-                    f"set -eu; umask 022; cat > {path}.hearthdb-new; mv {path}.hearthdb-new {path}", _stdin=content
-                )
-            )
+            commands.append(StringCommand(write_command(path, "root", "644"), _stdin=content))
     stale = [n for n in ALL_UNITS if n not in units and (have.get(n) or {}).get("digest")]
     for name in stale:
         shown.append(f"remove {SYSTEMD_UNITS}/{name}")
@@ -188,15 +185,12 @@ def repository_host(user: str, path: str, keys: list[str]):
         yield f"install -d -o {u} -g {u} -m 750 {p}"
     if digests.get(keys_file) != hashlib.sha256(keys_text.encode()).hexdigest():
         show_plan("backup repository", [f"authorized keys {keys_file}: {len(keys)} database host(s)"])
-        k = shlex.quote(keys_file)
-        yield StringCommand(
-            f"set -eu; install -d -m 755 {SSHD_BACKUP_KEYS}; umask 022; cat > {k}.new; mv {k}.new {k}", _stdin=keys_text
-        )
+        yield StringCommand(write_command(keys_file, "root", "644"), _stdin=keys_text)
     if digests.get(SSHD_BACKUP_CONF) != hashlib.sha256(rules.encode()).hexdigest():
         show_plan("backup repository", [f"write {SSHD_BACKUP_CONF}", *rules.splitlines(), "sshd -t, then reload ssh"])
         c = SSHD_BACKUP_CONF
         yield StringCommand(
-            f"set -eu; umask 022; cat > {c}.new; mv {c}.new {c}; "
+            f"{write_command(c, 'root', '644')}; "
             f'if ! err=$(sshd -t 2>&1); then rm -f {c}; echo "hearthdb: sshd refused {c}: $err" >&2; exit 1; fi; '
             "systemctl try-reload-or-restart ssh",
             _stdin=rules,

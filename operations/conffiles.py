@@ -144,9 +144,14 @@ def installed_file(
         raise ValueError(f"installed_file: bad mode {mode!r} or owner {owner!r}")
     shown = [f"({len(content)} bytes, mode {mode}, owner {owner}; content not shown)"]
     show_plan(f"write {path}", shown if secret else content.rstrip("\n").splitlines())
+    yield StringCommand(write_command(path, owner, mode), _stdin=content)
+
+
+def write_command(path: str, owner: str, mode: str) -> str:
+    """Shell (as root) that writes stdin to `path` whole: into a new file only root can read, owner and
+    mode set, then renamed over the old one; its directory is made if missing."""
     p, d = shlex.quote(path), shlex.quote(path.rsplit("/", 1)[0] or "/")
-    yield StringCommand(
+    return (
         f"set -eu; (umask 022; mkdir -p {d}); umask 077; cat > {p}.hearthdb-new; "
-        f"chown {owner}:{owner} {p}.hearthdb-new; chmod {mode} {p}.hearthdb-new; mv {p}.hearthdb-new {p}",
-        _stdin=content,
+        f"chown {owner}:{owner} {p}.hearthdb-new; chmod {mode} {p}.hearthdb-new; mv {p}.hearthdb-new {p}"
     )
