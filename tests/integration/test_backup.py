@@ -242,6 +242,23 @@ def test_logical_dumps_as_the_owner_with_retention(hosts: None, deploy: Callable
     assert ssh(DB, "stat -c '%U %a' /var/backups/hearthdb/dumps").stdout.split() == ["postgres", "700"]
 
 
+def test_backup_drift_seen_by_dry_and_repaired_in_one_run(hosts: None, deploy: Callable[..., Run]) -> None:
+    ssh(DB, "echo 'repo1-retention-full=99' >> /etc/pgbackrest/pgbackrest.conf")
+    ssh(DB, "systemctl disable --now hearthdb-backup-diff.timer; rm /etc/systemd/system/hearthdb-backup-incr.timer")
+    ssh(DB, "echo '# edited' >> /usr/local/lib/hearthdb/hearthdb-dumps")
+    ssh(REPO, "rm /etc/ssh/sshd_config.d/hearthdb-backup.conf; : > /etc/ssh/hearthdb-backup-keys/pgbackrest")
+    planned = changed_ops(deploy(HOSTS, CONFIG, "--dry", "--json").json)
+    for op in ("pgBackRest configuration", "dumps script", "backup timers", "backup repository account"):
+        assert op in planned, planned
+    deploy(HOSTS, CONFIG, "-y")
+    assert changed_ops(deploy(HOSTS, CONFIG, "-y", "--json")) == []
+    assert "repo1-retention-full=99" not in ssh(DB, "cat /etc/pgbackrest/pgbackrest.conf").stdout
+    active = ssh(DB, "systemctl is-active hearthdb-backup-diff.timer hearthdb-backup-incr.timer").stdout.split()
+    assert active == ["active", "active"]
+    assert "ForceCommand internal-sftp" in ssh(REPO, "cat /etc/ssh/sshd_config.d/hearthdb-backup.conf").stdout
+    deploy(HOSTS, CONFIG, "-y", "--data", "type=incr", entry="backup.py")  # the repository answers the key again
+
+
 def test_cipher_change_and_unknown_repository_host_are_refused(hosts: None, deploy: Callable[..., Run]) -> None:
     plain = {**CONFIG, "backup": {**CONFIG["backup"], "encryption": False}}
     run = deploy(HOSTS, plain, "-y", check=False)
