@@ -374,7 +374,7 @@ printf 'recovered\\t%s\\n' "$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN {{ 
 {checksum_script(cp)} | sed 's/^/copy\\t/'"""
 
 
-def _drill(state, host, stanza: str, spec: str | None, target: Cluster, shared_database: str) -> bool:
+def _drill(state, host, stanza: str, spec: str | None, target: Cluster, shared_database: str | None) -> bool:
     what, options = restore_options(spec)
     run_id = new_run_id()
     point = f"hearthdb-drill-{run_id}" if what == "latest" else None
@@ -423,13 +423,14 @@ def _drill(state, host, stanza: str, spec: str | None, target: Cluster, shared_d
     return passed
 
 
-def _record(host, checks: list[Check], run_id: str, target: Cluster, shared_database: str) -> None:
-    record = SqlCommand(target.port, record_statements(checks, host.name, run_id), database=shared_database)
+def _record(host, checks: list[Check], run_id: str, target: Cluster, shared_database: str | None) -> None:
+    statements = record_statements(checks, host.name, run_id, shared=shared_database is not None)
+    record = SqlCommand(target.port, statements, database=shared_database or "postgres")
     host.run_shell_command(record, **record.connector_arguments)
 
 
 @operation(is_idempotent=False)
-def drill(stanza: str, spec: str | None, target: Cluster, shared_database: str):
+def drill(stanza: str, spec: str | None, target: Cluster, shared_database: str | None):
     """
     A restore drill (`drill.py`): restore onto a scratch cluster on this host without touching the live
     one or its repository, and prove the copy. With target latest, a restore point is made first and
@@ -440,7 +441,7 @@ def drill(stanza: str, spec: str | None, target: Cluster, shared_database: str):
     + stanza: this host's stanza
     + spec: latest, a backup label, or a timestamp
     + target: the cluster
-    + shared_database: where the verdict is recorded
+    + shared_database: where the verdict is recorded (None: postgres, hearthdb.validation_results)
     """
     try:
         what, _ = restore_options(spec)

@@ -28,8 +28,10 @@ from pydantic import (
 
 from .catalog import known_extensions
 from .errors import ConfigError
-from .paths import ROOT, SCHEMA
+from .jobs import Job, JobName, cron_database
+from .paths import ROOT, SCHEMA, extra_schema_dirs
 from .pgbackrest import Backup, check_backup
+from .privileges import Privileges, SchemaName
 from .settings_types import Scalar, check_setting
 from .target import Cluster as ClusterTarget
 from .tls import Tls
@@ -169,6 +171,7 @@ class Cluster(Strict):
 
 
 class SharedDatabase(Strict):
+    enabled: bool = True  # false: no shared database and no owner role (single-database systems)
     name: Name = "hearthminds_db"
     owner: Name = "hearthminds"
     monitor: bool = True  # owner gets pg_monitor and CONNECT on every AI database
@@ -249,6 +252,8 @@ class Database(Strict):
     extensions: list[Extension] | None = None  # default: default_extensions
     bundles: list[Bundle] | None = None  # default: schema.shared / schema.ai for derived ones, else none
     connect: list[Name] = Field(default_factory=list)  # roles granted CONNECT besides the owner
+    grants: dict[Name, dict[SchemaName, Privileges]] = Field(default_factory=dict)  # role -> schema -> privileges
+    jobs: dict[JobName, Job] = Field(default_factory=dict)  # pg_cron jobs run in this database, by name
     state: Literal["present", "absent"] = "present"
 
     @model_validator(mode="before")
@@ -316,6 +321,8 @@ class HearthConfig(Strict):
     generate_passwords: bool = True
     secrets_file: LocalPath = ".hearthdb/secrets.yml"
     backup_dir: Annotated[str, Field(pattern=BACKUP_DIR_RE)] = "/var/backups/hearthdb"
+    schema_dirs: list[LocalPath] = Field(default_factory=list)  # folders of bundles searched before schema/
+    cron_database: Name | None = None  # where pg_cron keeps the jobs; null: derived from where they are
     shared_db: SharedDatabase = Field(default_factory=SharedDatabase)
     ai_names: list[Name] = Field(default_factory=lambda: ["logos", "aletheia"])
     ai_db_suffix: Annotated[str, Field(pattern=r"^[a-z0-9_]{0,16}$")] = "_db"
@@ -351,7 +358,9 @@ class HearthConfig(Strict):
                 check_name(db)
             except ValueError as e:
                 raise ValueError(f"ai_names[{i}]: its database name {e}") from None
-            if ai == self.shared_db.owner or db == self.shared_db.name or ai == self.shared_db.name:
+            if self.shared_db.enabled and (
+                ai == self.shared_db.owner or db == self.shared_db.name or ai == self.shared_db.name
+            ):
                 raise ValueError(f"ai_names[{i}]: {ai!r} clashes with the shared database or its owner")
         for key in ("default_extensions", "template1_extensions"):
             names = [e.name for e in getattr(self, key)]
@@ -408,15 +417,17 @@ def _check_references(cfg: HearthConfig) -> None:
             raise ValueError(f"roles.{name}.state: absent needs allow_drop: true (the role will be dropped)")
         if role.state == "absent" and name in derived_role_names(cfg):
             raise ValueError(f"roles.{name}.state: {name!r} is required by shared_db or ai_names")
+    dirs = bundle_dirs(cfg)
+    where = ", ".join(str(d) for d in dirs)
     for key, bundles in (("schema.shared", cfg.schema_.shared), ("schema.ai", cfg.schema_.ai)):
         for b in bundles:
-            if not (SCHEMA / b).is_dir():
-                raise ValueError(f"{key}: bundle {b!r} has no folder schema/{b}")
+            if find_bundle(b, dirs) is None:
+                raise ValueError(f"{key}: bundle {b!r} has no folder in {where}")
     derived = derived_database_names(cfg)
     for name, db in cfg.databases.items():
         for b in db.bundles or []:
-            if not (SCHEMA / b).is_dir():
-                raise ValueError(f"databases.{name}.bundles: bundle {b!r} has no folder schema/{b}")
+            if find_bundle(b, dirs) is None:
+                raise ValueError(f"databases.{name}.bundles: bundle {b!r} has no folder in {where}")
         if db.owner is None and name not in derived and db.state == "present":
             raise ValueError(f"databases.{name}.owner: required for a database hearthdb does not derive")
         if db.owner is not None and db.owner not in present:
@@ -430,10 +441,99 @@ def _check_references(cfg: HearthConfig) -> None:
             raise ValueError(f"databases.{name}.state: absent needs allow_drop: true (the database will be dropped)")
         if db.state == "absent" and name in derived:
             raise ValueError(f"databases.{name}.state: {name!r} is required by shared_db or ai_names")
+        _check_grants(cfg, name, db, present)
+    _check_jobs(cfg, present)
+
+
+def _database_owner(cfg: HearthConfig, name: str) -> str | None:
+    db = cfg.databases.get(name)
+    if db is not None and db.owner:
+        return db.owner
+    if cfg.shared_db.enabled and name == cfg.shared_db.name:
+        return cfg.shared_db.owner
+    return next((ai for ai in cfg.ai_names if ai_database(cfg, ai) == name), None)
+
+
+def _check_grants(cfg: HearthConfig, name: str, db: Database, present: set[str]) -> None:
+    for role in db.grants:
+        key = f"databases.{name}.grants.{role}"
+        if db.state == "absent":
+            raise ValueError(f"{key}: the database is declared absent")
+        if role not in present:
+            raise ValueError(f"{key}: role {role!r} is not declared in roles; add it under roles")
+        if role == _database_owner(cfg, name):
+            raise ValueError(f"{key}: {role!r} owns the database and holds every privilege on what it owns")
+
+
+def _check_jobs(cfg: HearthConfig, present: set[str]) -> None:
+    """pg_cron serves one database per cluster (`cron_database`), jobs anywhere through it."""
+    derived = derived_database_names(cfg)
+    seen: dict[str, str] = {}
+    for name, db in cfg.databases.items():
+        for job_name, job in db.jobs.items():
+            key = f"databases.{name}.jobs.{job_name}"
+            if db.state == "absent":
+                raise ValueError(f"{key}: the database is declared absent; pg_cron cannot run a job in it")
+            if job_name in seen:
+                raise ValueError(
+                    f"{key}: a job of that name is declared in {seen[job_name]} too (job names are cluster-wide)"
+                )
+            seen[job_name] = name
+            role = job.role or _database_owner(cfg, name)
+            if job.role is not None and job.role not in present:
+                raise ValueError(f"{key}.role: role {job.role!r} is not declared in roles; add it under roles")
+            allowed = {_database_owner(cfg, name), *db.connect}
+            if role not in allowed:
+                raise ValueError(f"{key}.role: {role!r} may not connect to {name} (its owner or a connect role)")
+            if job.role is not None and not cfg.roles.get(job.role, Role()).login:
+                raise ValueError(f"{key}.role: {job.role!r} cannot log in (login: false); pg_cron runs jobs as a login")
+    try:
+        where = cron_database_of(cfg)
+    except ValueError as e:
+        raise ValueError(str(e)) from None
+    if cfg.cron_database is not None:
+        db = cfg.databases.get(cfg.cron_database)
+        if cfg.cron_database not in derived and (db is None or db.state == "absent"):
+            raise ValueError(f"cron_database: {cfg.cron_database!r} is not a declared database")
+    for name, db in cfg.databases.items():
+        for i, ext in enumerate(db.extensions or []):
+            if ext.name == "pg_cron" and name != where:
+                raise ValueError(
+                    f"databases.{name}.extensions[{i}].name: pg_cron can only be created in the database "
+                    f"cron.database_name names ({where}); its jobs run in any database"
+                )
+    everywhere = (("default_extensions", cfg.default_extensions), ("template1_extensions", cfg.template1_extensions))
+    for key, extensions in everywhere:
+        for i, ext in enumerate(extensions):
+            if ext.name == "pg_cron" and len([*derived, *cfg.databases]) > 1:
+                raise ValueError(
+                    f"{key}[{i}].name: pg_cron can only be created in one database (cron.database_name); "
+                    "declare it under that database's extensions, or declare jobs"
+                )
+
+
+def cron_database_of(cfg: HearthConfig) -> str | None:
+    """The database pg_cron keeps its jobs in, or None when no job or pg_cron is declared."""
+    with_cron = [
+        n
+        for n, db in cfg.databases.items()
+        if db.state == "present" and (db.jobs or any(e.name == "pg_cron" for e in db.extensions or []))
+    ]
+    return cron_database(cfg.cron_database, with_cron, cfg.shared_db.name if cfg.shared_db.enabled else None)
+
+
+def bundle_dirs(cfg: HearthConfig) -> list[Path]:
+    """Where bundles are looked up, first match wins: `schema_dirs` (with the profile's own `schema/`
+    and HEARTHDB_SCHEMA_DIR put there by `load_config`), then hearthdb's `schema/`."""
+    return [*(Path(d) for d in cfg.schema_dirs), SCHEMA]
+
+
+def find_bundle(name: str, dirs: list[Path]) -> Path | None:
+    return next((d / name for d in dirs if (d / name).is_dir()), None)
 
 
 def derived_role_names(cfg: HearthConfig) -> list[str]:
-    return [cfg.shared_db.owner, *cfg.ai_names]
+    return [*([cfg.shared_db.owner] if cfg.shared_db.enabled else []), *cfg.ai_names]
 
 
 def declared_role_names(cfg: HearthConfig) -> list[str]:
@@ -441,7 +541,8 @@ def declared_role_names(cfg: HearthConfig) -> list[str]:
 
 
 def derived_database_names(cfg: HearthConfig) -> list[str]:
-    return [cfg.shared_db.name, *(ai_database(cfg, ai) for ai in cfg.ai_names)]
+    shared = [cfg.shared_db.name] if cfg.shared_db.enabled else []
+    return [*shared, *(ai_database(cfg, ai) for ai in cfg.ai_names)]
 
 
 def ai_database(cfg: HearthConfig, ai: str) -> str:
@@ -581,10 +682,17 @@ def load_config(path: Path | None = None) -> HearthConfig:
         data.update(_read_yaml(path))
     elif os.environ.get(CONFIG_ENV):
         raise ConfigError(f"{path}: {CONFIG_ENV} names a file that does not exist")
+    base = path.resolve().parent if path.exists() else ROOT
+    # bundles: the file's own schema_dirs (relative to it), HEARTHDB_SCHEMA_DIR, a profile's schema/ folder
+    dirs = [str(d if Path(d).is_absolute() else base / d) for d in data.get("schema_dirs") or [] if isinstance(d, str)]
+    dirs += [str(d) for d in extra_schema_dirs()]
+    if path.exists() and (base / "schema").is_dir() and base != ROOT:
+        dirs.append(str(base / "schema"))
+    if dirs:
+        data["schema_dirs"] = list(dict.fromkeys(dirs))
     cfg = parse_config(data, path.name)
     if not path.exists():
         return cfg
-    base = path.resolve().parent
     secrets = Path(cfg.secrets_file).expanduser()
     tls = Path(cfg.tls.dir).expanduser()
     return cfg.model_copy(

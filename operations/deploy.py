@@ -12,7 +12,7 @@ from pyinfra import host, state
 from pyinfra.api import HiddenValue, deploy
 
 from . import backups, conffiles, lock, objects, postdeploy, reset, server, status
-from .config import HearthConfig, ai_database
+from .config import HearthConfig, ai_database, bundle_dirs, cron_database_of
 from .desired import derived_settings, desired_databases, desired_roles, package_names, template1
 from .errors import ConfigError
 from .facts import HostResources, SshHostKeys
@@ -50,7 +50,8 @@ def converge(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
         roles=roles,
         databases=dbs,
         template1=template1(cfg),
-        bundles=load_bundles(dbs),
+        bundles=load_bundles(dbs, bundle_dirs(cfg)),
+        cron_database=cron_database_of(cfg),
         targets=parse_targets(migrate_to),
         variables={"embedding_dim": str(cfg.schema_.embedding_dim)},
         applied_by=f"{getpass.getuser()}@{socket.gethostname()}",
@@ -117,6 +118,11 @@ def cluster_files(
     conffiles.config_file(
         name="settings", content=settings_content(cfg, dbs, derived, stanza), kind="settings", target=target
     )
+
+
+def shared_database(cfg: HearthConfig) -> str | None:
+    """Where validation results are recorded: the shared database's eng_patterns; None without one."""
+    return cfg.shared_db.name if cfg.shared_db.enabled else None
 
 
 def repository_host(cfg: HearthConfig) -> str | None:
@@ -188,10 +194,12 @@ def validate(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
         roles=roles,
         databases=dbs,
         ai_databases={ai: ai_database(cfg, ai) for ai in cfg.ai_names},
-        shared_database=cfg.shared_db.name,
+        shared_database=shared_database(cfg),
+        bundles=load_bundles(dbs, bundle_dirs(cfg)),
         targets=parse_targets(migrate_to),
         tls=cfg.tls.enabled,
         target=Cluster.of(cfg.cluster),
+        cron_database=cron_database_of(cfg),
         backup=cfg.backup if cfg.backup.enabled else None,
         stanza=stanza_name(cfg.backup, host.name) if cfg.backup.enabled else None,
     )
@@ -221,9 +229,11 @@ def schema_status(cfg: HearthConfig, migrate_to: str | None = None) -> None:
     if repo_host is not None and host.name == repo_host:
         host.noop("repository host: its backups are shown by the database hosts")
         return
+    dbs = desired_databases(cfg)
     status.schema_status(
         name="schema status",
-        databases=desired_databases(cfg),
+        databases=dbs,
+        bundles=load_bundles(dbs, bundle_dirs(cfg)),
         targets=parse_targets(migrate_to),
         target=Cluster.of(cfg.cluster),
     )
@@ -290,5 +300,5 @@ def drill(cfg: HearthConfig, spec: str | None = None) -> None:
             stanza=stanza,
             spec=spec,
             target=Cluster.of(cfg.cluster),
-            shared_database=cfg.shared_db.name,
+            shared_database=shared_database(cfg),
         )

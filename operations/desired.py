@@ -15,6 +15,7 @@ from .config import (
     Role,
     Scalar,
     ai_database,
+    cron_database_of,
     declared_role_names,
 )
 from .sizing import Resources, derive
@@ -73,7 +74,7 @@ class DatabaseSpec(Database):
 
 
 def _role_defaults(cfg: HearthConfig, name: str) -> dict:
-    if name == cfg.shared_db.owner:
+    if cfg.shared_db.enabled and name == cfg.shared_db.owner:
         groups = (["pg_monitor"] if cfg.shared_db.monitor else []) + (
             ["pg_read_all_data"] if cfg.shared_db.read_ai_data else []
         )
@@ -104,12 +105,14 @@ def desired_roles(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = 
 
 
 def desired_databases(cfg: HearthConfig) -> dict[str, DatabaseSpec]:
-    monitor = [cfg.shared_db.owner] if cfg.shared_db.monitor else []
-    derived: dict[str, Database] = {
-        cfg.shared_db.name: Database(owner=cfg.shared_db.owner, connect=cfg.ai_names, bundles=cfg.schema_.shared)
-    }
+    shared = cfg.shared_db
+    monitor = [shared.owner] if shared.enabled and shared.monitor else []
+    derived: dict[str, Database] = {}
+    if shared.enabled:
+        derived[shared.name] = Database(owner=shared.owner, connect=cfg.ai_names, bundles=cfg.schema_.shared)
     for ai in cfg.ai_names:
         derived[ai_database(cfg, ai)] = Database(owner=ai, connect=monitor, bundles=cfg.schema_.ai)
+    cron = cron_database_of(cfg)
     out = {}
     for name in dict.fromkeys([*derived, *cfg.databases]):
         base = derived.get(name)
@@ -120,7 +123,9 @@ def desired_databases(cfg: HearthConfig) -> dict[str, DatabaseSpec]:
             if base and "connect" in declared.model_fields_set:
                 values["connect"] = [*base.connect, *declared.connect]
         db = Database(**values)
-        exts = db.extensions if db.extensions is not None else cfg.default_extensions
+        exts = list(db.extensions if db.extensions is not None else cfg.default_extensions)
+        if name == cron and not any(e.name == "pg_cron" for e in exts):
+            exts.append(Extension(name="pg_cron"))  # the jobs' home: pg_cron is created here
         out[name] = DatabaseSpec(
             **{
                 **dict(db),

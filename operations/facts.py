@@ -129,10 +129,14 @@ class PgState(FactBase):
             if "ledger" in row:
                 db["ledger"] = row["ledger"]
                 db["ledger_owner"] = row["ledger_owner"]
+            elif "cron_jobs" in row:
+                db["cron_jobs"] = row["cron_jobs"]
             else:
                 db["extensions"] = row["extensions"] or {}
                 db["public_create"] = bool(row["public_create"])
                 db["commented"] = row["commented"] or []
+                for key in ("schemas", "objects", "object_grants", "default_acl"):
+                    db[key] = row[key]
         return state
 
 

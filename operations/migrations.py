@@ -72,9 +72,12 @@ class Migration:
         return not text.lstrip().startswith(NO_TRANSACTION)
 
 
-def load_bundles(databases: dict[str, DatabaseSpec]) -> dict[str, list[Migration]]:
-    """Every bundle the databases declare, by name."""
-    return {b: load_bundle(b) for b in sorted({b for d in databases.values() for b in d.bundles})}
+def load_bundles(databases: dict[str, DatabaseSpec], dirs: list[Path] | None = None) -> dict[str, list[Migration]]:
+    """Every bundle the databases declare, by name, each from the first of `dirs` that holds it
+    (`config.bundle_dirs`; default: hearthdb's own schema/)."""
+    dirs = dirs or [SCHEMA]
+    names = sorted({b for d in databases.values() for b in d.bundles})
+    return {b: load_bundle(b, next((d for d in dirs if (d / b).is_dir()), dirs[-1])) for b in names}
 
 
 def load_bundle(bundle: str, root: Path = SCHEMA) -> list[Migration]:

@@ -5,5 +5,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
-# Schema bundles: the project's own, or a folder of yours (HEARTHDB_SCHEMA_DIR) holding bundle folders.
-SCHEMA = Path(os.environ.get("HEARTHDB_SCHEMA_DIR") or ROOT / "schema")
+# The project's own schema bundles; HEARTHDB_SCHEMA_DIR and a profile's `schema/` are searched first
+# (config.bundle_dirs).
+SCHEMA = ROOT / "schema"
+SCHEMA_DIR_ENV = "HEARTHDB_SCHEMA_DIR"
+
+
+def extra_schema_dirs() -> list[Path]:
+    """The folders HEARTHDB_SCHEMA_DIR names (several separated by ':'), in order."""
+    return [Path(p) for p in os.environ.get(SCHEMA_DIR_ENV, "").split(os.pathsep) if p]

@@ -12,7 +12,9 @@ from psycopg import sql
 
 from .desired import ROLE_FLAGS, DatabaseSpec, RoleSpec
 from .errors import PlanError
+from .jobs import plan_jobs
 from .migrations import Migration, plan_migrations
+from .privileges import new_database_privileges, plan_privileges
 from .scram import matches, verifier
 from .statements import Stmt, connect, stmt
 
@@ -242,6 +244,7 @@ class ClusterDesired:
     applied_by: str = ""
     allow_drop: bool = False
     managed_settings: tuple[str, ...] = ()  # parameters the conf.d file sets
+    cron_database: str | None = None  # where pg_cron keeps the jobs (config.cron_database_of)
 
 
 @dataclass(frozen=True)
@@ -258,7 +261,51 @@ class Phase:
 
 # The phases in the order they run: each is planned from the state the phases before it leave.
 ALTER_SYSTEM = "settings overridden by ALTER SYSTEM"  # run with a reload after it, not in psql alone
-PHASES = (ALTER_SYSTEM, "roles", "databases", "extensions", "absent roles", "schema migrations")
+PHASES = (
+    ALTER_SYSTEM,
+    "roles",
+    "databases",
+    "extensions",
+    "privileges",
+    "scheduled jobs",
+    "absent roles",
+    "schema migrations",
+)
+
+
+def plan_all_privileges(desired: dict[str, DatabaseSpec], dbs: dict[str, dict[str, Any]]) -> list[Stmt]:
+    """Each database's declared grants (`privileges.plan_privileges`), after a `\\connect` to it; a
+    database this run creates is planned from what template0 gives it. Planned before the migrations:
+    what they create as the owner gets the owner's default privileges."""
+    out: list[Stmt] = []
+    for name, spec in desired.items():
+        if not spec.present or not spec.grants:
+            continue
+        have = dbs.get(name)
+        reading = have if have is not None and have.get("schemas") is not None else new_database_privileges()
+        todo = plan_privileges(name, spec.owner, spec.grants, reading)
+        if todo:
+            out += [connect(name), *todo]
+    return out
+
+
+def desired_jobs(desired: dict[str, DatabaseSpec]) -> dict[str, tuple[str, str, Any]]:
+    """job name -> (database, role, job) for every declared job."""
+    return {
+        job_name: (name, job.role or spec.owner, job)
+        for name, spec in desired.items()
+        if spec.present
+        for job_name, job in spec.jobs.items()
+    }
+
+
+def plan_cron(desired: ClusterDesired, dbs: dict[str, dict[str, Any]]) -> list[Stmt]:
+    """The jobs' statements, run in the cron database (pg_cron is created there by the extensions phase)."""
+    if desired.cron_database is None:
+        return []
+    jobs = desired_jobs(desired.databases)
+    todo = plan_jobs(jobs, (dbs.get(desired.cron_database) or {}).get("cron_jobs"))
+    return [connect(desired.cron_database), *todo] if todo else []
 
 
 def plan_cluster(desired: ClusterDesired, reading: dict[str, Any]) -> list[Phase]:
@@ -293,6 +340,8 @@ def plan_cluster(desired: ClusterDesired, reading: dict[str, Any]) -> list[Phase
         plan_roles(desired.roles, roles),
         plan_databases(desired.databases, dbs, desired.allow_drop),
         plan_extensions(with_extensions, dbs, reading.get("available_extensions")),
+        plan_all_privileges(desired.databases, dbs),
+        plan_cron(desired, dbs),
         plan_role_drops(desired.roles, roles, desired.allow_drop),
         migrations,
     ]

@@ -15,12 +15,13 @@ from pyinfra.api import StringCommand, operation
 from .backups import read_backup_state
 from .desired import DatabaseSpec, RoleSpec
 from .facts import PSQL_USER, DebPackageStatus, read_cluster
-from .migrations import load_bundles
+from .migrations import Migration
 from .pgbackrest import Backup, archive_checks
 from .psql import SqlCommand
 from .report import fail
 from .target import Cluster
 from .validation import (
+    RESULTS_TABLE,
     Check,
     login_checks,
     login_pairs,
@@ -40,10 +41,12 @@ def validate(
     roles: dict[str, RoleSpec],
     databases: dict[str, DatabaseSpec],
     ai_databases: dict[str, str],
-    shared_database: str,
+    shared_database: str | None,
+    bundles: dict[str, list[Migration]],
     targets: dict[str, int],
     tls: bool,
     target: Cluster,
+    cron_database: str | None = None,
     backup: Backup | None = None,
     stanza: str | None = None,
 ):
@@ -54,10 +57,13 @@ def validate(
     + packages: Debian packages that must be installed
     + roles, databases: the desired state
     + ai_databases: AI role -> its database (for the login and isolation checks)
-    + shared_database: where results are recorded
+    + shared_database: where results are recorded (eng_patterns); None: in `postgres`, table
+      hearthdb.validation_results
+    + bundles: the declared bundles' migrations, by name
     + targets: bundle versions the schemas should be at
     + tls: whether TLS is declared (then `ssl` must be on)
     + target: the cluster
+    + cron_database: where pg_cron keeps the declared jobs (None: no jobs)
     + backup, stanza: the declared backup section and this host's stanza (when backups are declared)
     """
     yield from ()  # an operation is a generator, even one that never yields a command
@@ -68,9 +74,16 @@ def validate(
     # one fresh reading, every database visited (never the memo): what the checks see is the server
     st = read_cluster(target, visit=True, use_memo=False)
     online = st.get("status") == "online" and st.get("port") == target.port
-    bundles = load_bundles(databases)
     checks = state_checks(
-        packages, host.get_fact(DebPackageStatus, packages=packages), online, roles, databases, st, bundles, targets
+        packages,
+        host.get_fact(DebPackageStatus, packages=packages),
+        online,
+        roles,
+        databases,
+        st,
+        bundles,
+        targets,
+        cron_database,
     )
     if tls:
         checks.append(Check("tls", "", bool((st.get("server") or {}).get("ssl")), "ssl is off"))
@@ -79,7 +92,8 @@ def validate(
         checks += [
             Check(kind, stanza, ok, detail) for kind, ok, detail in archive_checks(reading, backup, stanza, time.time())
         ]
-    pairs = login_pairs(roles, ai_databases, shared_database, int(run_id, 16))
+    owners = {n: d.owner for n, d in databases.items() if d.present and n != shared_database}
+    pairs = login_pairs(roles, ai_databases, shared_database, int(run_id, 16), owners=owners)
     if online and pairs:
         names = {r for r, _, _ in pairs}
         _, output = host.run_shell_command(
@@ -93,10 +107,12 @@ def validate(
             lines += output.stdout_lines
         checks += login_checks(pairs, lines)
     if online:
-        record = SqlCommand(target.port, record_statements(checks, host.name, run_id), database=shared_database)
+        statements = record_statements(checks, host.name, run_id, shared=shared_database is not None)
+        record = SqlCommand(target.port, statements, database=shared_database or "postgres")
         ok, output = host.run_shell_command(record, **record.connector_arguments)
         recorded = "recorded" in output.stdout_lines
-        where = f"recorded in {shared_database}.eng_patterns" if recorded else "not recorded: no eng_patterns table"
+        table = f"{shared_database}.eng_patterns" if shared_database else f"postgres.{RESULTS_TABLE}"
+        where = f"recorded in {table}" if recorded else "not recorded: no eng_patterns table"
         if not ok:
             where = f"not recorded: {' '.join(output.stderr_lines)[:300]}"
     else:

@@ -55,15 +55,63 @@ SELECT json_build_object(
 SERVER_QUERY = SERVER_QUERY.replace("{conf_d}", CONF_D_NAME).replace("{role_flags}", _ROLE_FLAGS)
 SERVER_QUERY = SERVER_QUERY.replace("{database_fields}", _DATABASE_FIELDS)
 
-# Per database, run after `\connect`: its installed extensions and their versions.
+# Per database, run after `\connect`: its installed extensions and their versions, and the privileges
+# `privileges.plan_privileges` reads: every schema's owner and ACL; per schema and kind (tables, sequences,
+# functions; an extension's own objects left out) the object count and, per grantee other than the
+# object's owner and privilege, on how many objects it is held; the default privileges (an entry that
+# grants nothing is one row with null grantee and privilege). PUBLIC is 'PUBLIC'.
 DATABASE_QUERY = r"""
+WITH ns AS (SELECT oid, nspname, nspowner, nspacl FROM pg_namespace
+            WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'),
+obj AS (
+  SELECT ns.nspname AS nsp, CASE WHEN c.relkind = 'S' THEN 'sequences' ELSE 'tables' END AS kind, c.relowner AS owner,
+         coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner)) AS acl
+  FROM pg_class c JOIN ns ON ns.oid = c.relnamespace
+  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND NOT EXISTS (SELECT 1 FROM pg_depend e
+    WHERE e.classid = 'pg_class'::regclass AND e.objid = c.oid AND e.deptype = 'e')
+  UNION ALL
+  SELECT ns.nspname, 'functions', p.proowner, coalesce(p.proacl, acldefault('f'::"char", p.proowner))
+  FROM pg_proc p JOIN ns ON ns.oid = p.pronamespace
+  WHERE p.prokind IN ('f', 'a', 'w') AND NOT EXISTS (SELECT 1 FROM pg_depend e
+    WHERE e.classid = 'pg_proc'::regclass AND e.objid = p.oid AND e.deptype = 'e'))
 SELECT json_build_object('db', current_database(),
   'oid', (SELECT oid::bigint FROM pg_database WHERE datname = current_database()),
   'extensions', (SELECT json_object_agg(extname, extversion ORDER BY extname) FROM pg_extension),
   'commented', (SELECT json_agg(e.extname ORDER BY e.extname) FROM pg_extension e JOIN pg_description d
                 ON d.objoid = e.oid AND d.classoid = 'pg_extension'::regclass),
   'public_create', (SELECT has_schema_privilege('public', oid, 'CREATE') FROM pg_namespace
-                    WHERE nspname = 'public'))
+                    WHERE nspname = 'public'),
+  'schemas', (SELECT coalesce(json_object_agg(ns.nspname, json_build_object(
+      'owner', pg_get_userbyid(ns.nspowner),
+      'acl', (SELECT coalesce(json_agg(json_build_array(
+                CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END, a.privilege_type)
+                ), '[]'::json)
+              FROM aclexplode(coalesce(ns.nspacl, acldefault('n'::"char", ns.nspowner))) a
+              WHERE a.grantee <> ns.nspowner))), '{}'::json) FROM ns),
+  'objects', (SELECT coalesce(json_agg(json_build_array(nsp, kind, n) ORDER BY nsp, kind), '[]'::json)
+              FROM (SELECT nsp, kind, count(*) AS n FROM obj GROUP BY nsp, kind) x),
+  'object_grants', (SELECT coalesce(json_agg(json_build_array(nsp, kind, grantee, priv, n)
+                                             ORDER BY nsp, kind, grantee, priv), '[]'::json)
+                    FROM (SELECT o.nsp, o.kind, CASE WHEN a.grantee = 0 THEN 'PUBLIC'
+                                 ELSE pg_get_userbyid(a.grantee) END AS grantee,
+                                 a.privilege_type AS priv, count(*) AS n
+                          FROM obj o, aclexplode(o.acl) a WHERE a.grantee <> o.owner
+                          GROUP BY 1, 2, 3, 4) x),
+  'default_acl', (SELECT coalesce(json_agg(json_build_array(pg_get_userbyid(d.defaclrole), coalesce(n.nspname, ''),
+                    d.defaclobjtype, CASE WHEN a.grantee = 0 THEN 'PUBLIC' WHEN a.grantee IS NOT NULL THEN pg_get_userbyid(a.grantee) END,
+                    a.privilege_type)), '[]'::json)
+                  FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace
+                  LEFT JOIN LATERAL aclexplode(d.defaclacl) a ON true))
+""".strip()
+
+# In the cron database, only where pg_cron's table exists: the jobs there, by name.
+CRON_QUERY = r"""
+SELECT json_build_object('db', current_database(),
+  'oid', (SELECT oid::bigint FROM pg_database WHERE datname = current_database()),
+  'cron_jobs', (SELECT coalesce(json_object_agg(jobname, json_build_object('id', jobid, 'schedule', schedule,
+                  'command', command, 'database', database, 'username', username, 'active', active)
+                  ORDER BY jobname), '{}'::json)
+                FROM cron.job WHERE jobname IS NOT NULL))
 """.strip()
 
 # Per database, only where the ledger table exists: the migrations applied there.
@@ -86,5 +134,9 @@ PER_DATABASE_SCRIPT = (
     + "\\if :hearthdb_ledger\n"
     + LEDGER_QUERY
     + ";\n\\endif"
+    + "\nSELECT to_regclass('cron.job') IS NOT NULL AS hearthdb_cron \\gset\n"
+    + "\\if :hearthdb_cron\n"
+    + CRON_QUERY
+    + ";\n\\endif"
 )
-assert "%" not in DATABASE_QUERY + LEDGER_QUERY  # format() would read it as a placeholder
+assert "%" not in DATABASE_QUERY + LEDGER_QUERY + CRON_QUERY  # format() would read it as a placeholder

@@ -5,8 +5,9 @@ from __future__ import annotations
 import jinja2
 
 from .catalog import preload_for
-from .config import HearthConfig, Scalar
+from .config import HearthConfig, Scalar, cron_database_of
 from .desired import DatabaseSpec
+from .jobs import cron_settings
 from .paths import TEMPLATES
 from .pgbackrest import archive_settings
 from .target import Cluster
@@ -61,6 +62,9 @@ def effective_settings(
         out["shared_preload_libraries"] = ",".join(libs)
     out.update(derived or {})
     out.update(BASELINE)
+    out.update(cron_settings(cron_database_of(cfg)))
+    if "timescaledb" in names:
+        out["timescaledb.telemetry_level"] = "off"  # it would phone home otherwise
     out.update(tls_settings(cfg.tls, Cluster.of(cfg.cluster)))
     if stanza is not None:
         out.update(archive_settings(cfg.backup, stanza))

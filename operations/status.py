@@ -10,26 +10,31 @@ from pyinfra.api import operation
 from .backups import read_backup_state
 from .desired import DatabaseSpec
 from .facts import read_cluster
-from .migrations import load_bundle
+from .migrations import Migration
 from .pgbackrest import status_lines
 from .report import report_once
 from .target import Cluster
 
 
 @operation()
-def schema_status(databases: dict[str, DatabaseSpec], targets: dict[str, int], target: Cluster):
+def schema_status(
+    databases: dict[str, DatabaseSpec], bundles: dict[str, list[Migration]], targets: dict[str, int], target: Cluster
+):
     """
     Print, per database, each bundle's applied and pending migrations (changes nothing).
 
     + databases: the desired databases (their `bundles`)
+    + bundles: the bundles' migrations, by name
     + targets: bundle versions to reach (default head)
     + target: the cluster
     """
     yield from ()
-    report_once("schema status", lambda: _schema_lines(databases, targets, target))
+    report_once("schema status", lambda: _schema_lines(databases, bundles, targets, target))
 
 
-def _schema_lines(databases: dict[str, DatabaseSpec], targets: dict[str, int], target: Cluster) -> list[str]:
+def _schema_lines(
+    databases: dict[str, DatabaseSpec], bundles: dict[str, list[Migration]], targets: dict[str, int], target: Cluster
+) -> list[str]:
     have = read_cluster(target, visit=True, use_memo=False).get("databases") or {}
     lines = []
     for name, spec in databases.items():
@@ -37,7 +42,7 @@ def _schema_lines(databases: dict[str, DatabaseSpec], targets: dict[str, int], t
             continue
         applied = {(r["bundle"], r["version"]) for r in (have.get(name) or {}).get("ledger") or []}
         for bundle in spec.bundles:
-            migrations = load_bundle(bundle)
+            migrations = bundles[bundle]
             target_version = targets.get(bundle, len(migrations))
             done = [m for m in migrations if (bundle, m.version) in applied]
             pending = [m.label.split(" ", 1)[1] for m in migrations if m.version <= target_version and m not in done]

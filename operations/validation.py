@@ -19,8 +19,9 @@ from psycopg import sql
 from .config import NAME_RE
 from .desired import DatabaseSpec, RoleSpec
 from .errors import PlanError
+from .jobs import plan_jobs
 from .migrations import Migration, plan_migrations
-from .plan import plan_databases, plan_extensions, plan_roles
+from .plan import desired_jobs, plan_all_privileges, plan_databases, plan_extensions, plan_roles
 from .statements import Stmt
 
 
@@ -53,6 +54,7 @@ def state_checks(
     state: dict[str, Any],
     bundles: dict[str, list[Migration]],
     targets: dict[str, int],
+    cron_database: str | None = None,
 ) -> list[Check]:
     """Every check that can be read from facts: pure, so unit tests drive it with canned facts."""
     missing = [p for p in packages if p not in installed]
@@ -80,6 +82,8 @@ def state_checks(
                 lambda n=name, s=spec: plan_extensions({n: s}, have_dbs, state.get("available_extensions")),
             )
         )
+        if spec.grants:
+            out.append(_planned("privileges", name, lambda n=name, s=spec: plan_all_privileges({n: s}, have_dbs)))
         if spec.bundles:
             have = have_dbs.get(name) or {}
             out.append(
@@ -91,6 +95,10 @@ def state_checks(
                     ),
                 )
             )
+    if cron_database is not None:
+        jobs = desired_jobs(databases)
+        have_jobs = (have_dbs.get(cron_database) or {}).get("cron_jobs")
+        out.append(_planned("jobs", cron_database, lambda: plan_jobs(jobs, have_jobs)))
     pending = server.get("pending_restart") or []
     unapplied = server.get("settings_not_applied") or []
     detail = "; ".join(
@@ -108,10 +116,16 @@ LOGIN_PROBES = 4
 
 
 def login_pairs(
-    roles: dict[str, RoleSpec], ai_dbs: dict[str, str], shared: str, seed: int, limit: int = LOGIN_PROBES
+    roles: dict[str, RoleSpec],
+    ai_dbs: dict[str, str],
+    shared: str | None,
+    seed: int,
+    limit: int = LOGIN_PROBES,
+    owners: dict[str, str] | None = None,
 ) -> list[tuple[str, str, bool]]:
     """(role, database, should_connect) to try: an AI into its own database and the shared one (yes),
-    and into the next AI's database (no), for `limit` AIs starting at `seed`."""
+    and into the next AI's database (no), for `limit` AIs starting at `seed`; and the owner of each other
+    database (`owners`, database -> owner) into it, up to `limit` of them."""
     ais = [a for a in ai_dbs if roles.get(a) is not None and roles[a].password is not None]
     if len(ais) > limit:
         start = seed % len(ais)
@@ -120,11 +134,17 @@ def login_pairs(
         chosen = ais
     pairs = []
     for ai in chosen:
-        pairs += [(ai, ai_dbs[ai], True), (ai, shared, True)]
+        pairs += [(ai, ai_dbs[ai], True), *([(ai, shared, True)] if shared else [])]
         if len(ais) > 1:
             other = ais[(ais.index(ai) + 1) % len(ais)]
             pairs.append((ai, ai_dbs[other], False))
-    return pairs
+    ai_names = set(ai_dbs.values())
+    others = [
+        (o, db, True)
+        for db, o in (owners or {}).items()
+        if db not in ai_names and roles.get(o) is not None and roles[o].password is not None and roles[o].login
+    ]
+    return pairs + others[:limit]
 
 
 def passfile(roles: dict[str, RoleSpec], names: set[str]) -> str:
@@ -206,8 +226,21 @@ def new_run_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def record_statements(checks: list[Check], host: str, run_id: str) -> list[Stmt]:
-    """INSERT of every result into eng_patterns (strategy_type validation_result), if the table exists."""
+# Where results go when there is no shared database: in the `postgres` database, same columns as
+# eng_patterns but the embedding (created by the validation itself, owned by postgres).
+RESULTS_TABLE = "hearthdb.validation_results"
+RESULTS_DDL = f"""CREATE SCHEMA IF NOT EXISTS hearthdb;
+REVOKE ALL ON SCHEMA hearthdb FROM PUBLIC;
+CREATE TABLE IF NOT EXISTS {RESULTS_TABLE} (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  content text NOT NULL, tags text[], strategy_type text, author text, metadata jsonb,
+  last_updated timestamptz NOT NULL DEFAULT now());
+CREATE INDEX IF NOT EXISTS validation_results_tags ON {RESULTS_TABLE} USING gin (tags);"""
+
+
+def record_statements(checks: list[Check], host: str, run_id: str, shared: bool = True) -> list[Stmt]:
+    """INSERT of every result into eng_patterns (strategy_type validation_result), if the table exists;
+    without a shared database (`shared` false), into RESULTS_TABLE, made if missing."""
     rows = []
     for c in checks:
         verdict = "passed" if c.passed else "failed"
@@ -219,9 +252,12 @@ def record_statements(checks: list[Check], host: str, run_id: str) -> list[Stmt]
                 sql.Literal(json.dumps(meta)),
             )
         )
-    insert = sql.SQL("INSERT INTO eng_patterns (content, tags, strategy_type, author, metadata) VALUES {}").format(
-        sql.SQL(", ").join(rows)
+    table = sql.SQL("eng_patterns" if shared else RESULTS_TABLE)
+    insert = sql.SQL("INSERT INTO {} (content, tags, strategy_type, author, metadata) VALUES {}").format(
+        table, sql.SQL(", ").join(rows)
     )
+    if not shared:
+        return [Stmt(RESULTS_DDL, raw=True), Stmt(insert.as_string(None)), Stmt("\\echo recorded")]
     return [
         Stmt("SELECT to_regclass('public.eng_patterns') IS NOT NULL AS hearthdb_has_patterns \\gset", raw=True),
         Stmt("\\if :hearthdb_has_patterns"),

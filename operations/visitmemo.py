@@ -8,7 +8,8 @@ Reading a database's extensions, public-schema rights and migration ledger needs
    or grant changes it), with its name, the server's start time and `KEY` (a digest of the visit script
    and hearthdb's version).
 2. `KEEP` compares them with the memo file the last visit wrote: a database whose fingerprint is equal
-   and whose recorded rows carry every field of `DATABASE_FIELDS` (and `LEDGER_FIELDS` for a ledger row)
+   and whose recorded rows carry every field of `DATABASE_FIELDS` (`LEDGER_FIELDS` for a ledger row,
+   `CRON_FIELDS` for pg_cron's jobs)
    answers from the memo; every other one is visited.
 3. `SPLIT` spreads the visits over up to `VISIT_PARALLEL` psql processes; `RECORD` writes the new memo.
 
@@ -32,8 +33,19 @@ VISIT_PER_PART = 25
 VISIT_PARALLEL = 4
 
 # The fields a recorded row must carry to be reused (the keys `PgState.process` reads).
-DATABASE_FIELDS = ("db", "oid", "extensions", "commented", "public_create")
+DATABASE_FIELDS = (
+    "db",
+    "oid",
+    "extensions",
+    "commented",
+    "public_create",
+    "schemas",
+    "objects",
+    "object_grants",
+    "default_acl",
+)
 LEDGER_FIELDS = ("db", "oid", "ledger", "ledger_owner")
+CRON_FIELDS = ("db", "oid", "cron_jobs")
 
 
 def _version() -> str:
@@ -64,9 +76,10 @@ GENERATE_QUERY = (
 # (rows reused), memo (their memo lines), stale (oids to visit, comma-terminated).
 KEEP = (
     "awk -F'\\t' -v d=\"$t\" "
-    f"-v dbf={','.join(DATABASE_FIELDS)} -v lgf={','.join(LEDGER_FIELDS)} "
+    f"-v dbf={','.join(DATABASE_FIELDS)} -v lgf={','.join(LEDGER_FIELDS)} -v crf={','.join(CRON_FIELDS)} "
     "'function valid(j,   need, f, k, i) { "
-    'if (j ~ /"extensions" :/) need = dbf; else if (j ~ /"ledger" :/) need = lgf; else return 0; '
+    'if (j ~ /"extensions" :/) need = dbf; else if (j ~ /"ledger" :/) need = lgf; '
+    'else if (j ~ /"cron_jobs" :/) need = crf; else return 0; '
     'k = split(need, f, ","); for (i = 1; i <= k; i++) if (index(j, "\\"" f[i] "\\" :") == 0) return 0; '
     "return 1 } "
     "NR == FNR { fp[$1] = $2; next } "

@@ -220,7 +220,7 @@ CASES = [
     Cfg(
         "bundle-missing",
         {"schema": {"shared": ["nope"]}},
-        "schema.shared: bundle 'nope' has no folder schema/nope",
+        "schema.shared: bundle 'nope' has no folder in",
         cli=False,
     ),
     # ---- settings: names, injected values, types, negative and absurd sizes

@@ -12,7 +12,8 @@ from operations.visitmemo import KEEP, KEY, RECORD, SPLIT, VISIT_PARALLEL, VISIT
 FP = f"{KEY}|logos_db|1796207966.7|1849|114|22"
 DB_ROW = (
     '{"db" : "logos_db", "oid" : 16389, "extensions" : { "plpgsql" : "1.0", "vector" : "0.8.0" }, '
-    '"commented" : null, "public_create" : false}'
+    '"commented" : null, "public_create" : false, "schemas" : {"public" : {"owner" : "pg_database_owner", '
+    '"acl" : [["PUBLIC", "USAGE"]]}}, "objects" : [], "object_grants" : [], "default_acl" : []}'
 )
 LEDGER_ROW = (
     '{"db" : "logos_db", "oid" : 16389, "ledger" : [{"bundle" : "pp", "version" : 1, "name" : "proto", '
