@@ -37,6 +37,18 @@ LAYERS: dict[str, Layer] = {
         packages=("postgresql-17", "postgresql-17-pgvector", "pgbackrest"),
         after="pg_dropcluster --stop 17 main; rm -rf /var/lib/postgresql/17/main /var/log/postgresql/*",
     ),
+    # every extension the seed profiles declare (examples/), for the profile tests' host
+    "profiles": Layer(
+        version=1,
+        packages=(
+            "postgresql-17",
+            "postgresql-17-pgvector",
+            "postgresql-17-cron",
+            "postgresql-17-timescaledb",
+            "postgresql-17-postgis-3",
+        ),
+        after="pg_dropcluster --stop 17 main; rm -rf /var/lib/postgresql/17/main /var/log/postgresql/*",
+    ),
 }
 
 
