@@ -20,13 +20,15 @@ floor, built-ins and Ansible; converge: built-ins and Ansible, the floor stays).
 
 HEARTHDB_BENCH_HOST (default hdb1) names the lab host that converge, noop, vector and memory use;
 HEARTHDB_BENCH_FLEET (default "hdb3 hdb4 hdb5 hdb6 hdb7", or --hosts) the hosts of fleet;
-HEARTHDB_BENCH_BACKUP (default "hdb4 hdb5 hdb6") backup's database, repository and second database host.
+HEARTHDB_BENCH_BACKUP (default "hdb4 hdb5 hdb6") backup's database, repository and second database host;
+HEARTHDB_BENCH_FORGE (default hdb3) the host of forge.
 """
 
 from __future__ import annotations
 
 import argparse
 import atexit
+import hashlib
 import json
 import os
 import re
@@ -885,6 +887,194 @@ def bench_backup(size_gb: float = 2.0) -> dict[str, Any]:
     return out
 
 
+FORGE_HOST = os.environ.get("HEARTHDB_BENCH_FORGE", "hdb3")
+# Seed 001's performance targets (p95, ms; migration: s): the goal is 10x inside each.
+FORGE_TARGETS = {
+    "create": 50.0,
+    "read_by_id": 10.0,
+    "search": 100.0,
+    "update": 25.0,
+    "cache_hit": 1.0,
+    "cache_miss": 5.0,
+    "cleanup_1000": 100.0,
+    "pool_acquire": 5.0,
+    "health_check": 10.0,
+    "migrations_s": 30.0,
+}
+FORGE_OPS = {
+    "create": "INSERT INTO memory_objects (tier, content, metadata) VALUES ('WORKING', %s, %s::jsonb) RETURNING id",
+    "read_by_id": "SELECT * FROM memory_objects WHERE id = %s",
+    "search": "SELECT id, content FROM memory_objects WHERE tier = %s AND metadata @> %s::jsonb "
+    "ORDER BY created_at DESC LIMIT 20",
+    "update": "UPDATE memory_objects SET content = %s, updated_at = now() WHERE id = %s",
+    "cache_hit": "SELECT analysis_result FROM context_analysis_cache WHERE content_hash = %s AND expires_at > now()",
+    "cache_miss": "SELECT analysis_result FROM context_analysis_cache WHERE content_hash = %s AND expires_at > now()",
+}
+
+
+def bench_forge(rows: int = 100_000, clients: int = 16, per_client: int = 200) -> dict[str, Any]:
+    """Seed 001 (the forge profile) measured the way its application meets its targets: from the controller,
+    psycopg over TCP with TLS, a pool of `clients` connections, `clients` concurrent threads; p95 per
+    operation and its throughput, on `rows` memory objects."""
+    import random
+
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
+    up(host_index(FORGE_HOST))
+    addr = api.reset(FORGE_HOST, layer="profiles")["address"]
+    cfg = yaml.safe_load((ROOT / "examples" / "forge" / "hearthdb.yml").read_text())
+    net = ".".join(addr.split(".")[:3]) + ".0/24"
+    cfg["cluster"] = {"listen_addresses": ["*"]}
+    cfg["hba"] = [{"type": "local"}, {"type": "hostssl", "address": net}, {"type": "host", "address": "127.0.0.1/32"}]
+    cfg["tls"] = {"require": True}
+    passwords(["prompted_forge", "forge_app"])
+    pyinfra([FORGE_HOST], cfg, "-y", env={"HEARTHDB_SCHEMA_DIR": str(ROOT / "examples" / "forge" / "schema")})
+    pw = yaml.safe_load(SECRETS.read_text())
+    ca = WORK / ".hearthdb" / "tls" / "ca.crt"
+
+    def dsn(role: str) -> str:
+        return (
+            f"host={addr} port=5432 dbname=prompted_forge user={role} password={pw[role]} "
+            f"sslmode=verify-ca sslrootcert={ca} connect_timeout=5"
+        )
+
+    with psycopg.connect(dsn("prompted_forge"), autocommit=True) as c:
+        c.execute(
+            "INSERT INTO memory_objects (tier, content, metadata, retention_until) "
+            "SELECT (ARRAY['WORKING','EPISODIC','SEMANTIC','SHARED'])[1 + i % 4], 'memory ' || i, "
+            "jsonb_build_object('topic', i % 500, 'source', 'bench'), "
+            "CASE WHEN i % 10 = 0 THEN now() + interval '1 day' END FROM generate_series(1, %s) i",
+            (rows,),
+        )
+        c.execute(
+            "INSERT INTO context_analysis_cache (content_hash, analysis_result, confidence, engine_version, "
+            "expires_at) SELECT md5(i::text) || md5((i + 1)::text), '{\"ok\": true}', 0.9, 'v1', now() + "
+            "interval '1 hour' FROM generate_series(1, 10000) i"
+        )
+        c.execute("VACUUM ANALYZE memory_objects, context_analysis_cache")
+        ids = [r[0] for r in c.execute("SELECT id::text FROM memory_objects ORDER BY random() LIMIT 5000")]
+        # all migrations from empty, as the owner: the bundle's up file in a transaction, rolled back
+        up_sql = (ROOT / "examples" / "forge" / "schema" / "forge" / "0001_memory.up.sql").read_text()
+        migrations = []
+        for _ in range(3):
+            with c.transaction(force_rollback=True):
+                c.execute("CREATE SCHEMA bench_empty; SET LOCAL search_path = bench_empty, public")
+                t = time.perf_counter()
+                c.execute(up_sql)
+                migrations.append(time.perf_counter() - t)
+
+    def args(op: str, rnd: random.Random) -> tuple:
+        if op == "create":
+            return (f"new {rnd.random()}", json.dumps({"topic": rnd.randrange(500)}))
+        if op in ("read_by_id",):
+            return (rnd.choice(ids),)
+        if op == "search":
+            return (
+                rnd.choice(["WORKING", "EPISODIC", "SEMANTIC", "SHARED"]),
+                json.dumps({"topic": rnd.randrange(500)}),
+            )
+        if op == "update":
+            return (f"updated {rnd.random()}", rnd.choice(ids))
+        if op == "cache_hit":
+            i = rnd.randrange(1, 10001)
+            return (hashlib_md5(str(i)) + hashlib_md5(str(i + 1)),)
+        return (secrets.token_hex(32),)
+
+    results: dict[str, Any] = {}
+    with ConnectionPool(dsn("forge_app"), min_size=clients, max_size=clients, open=True) as pool:
+        pool.wait(timeout=30)
+        for op in [*FORGE_OPS, "pool_acquire", "health_check"]:
+            lat: list[float] = []
+
+            def worker(seed_: int, op: str = op, lat: list[float] = lat) -> None:
+                rnd = random.Random(seed_)
+                for _ in range(per_client):
+                    if op in ("pool_acquire", "health_check"):
+                        t = time.perf_counter()
+                        with pool.connection() as conn:
+                            acquired = time.perf_counter()
+                            if op == "health_check":
+                                conn.execute("SELECT 1").fetchone()
+                        lat.append(((acquired if op == "pool_acquire" else time.perf_counter()) - t) * 1000)
+                        continue
+                    with pool.connection() as conn:
+                        a = args(op, rnd)
+                        t = time.perf_counter()
+                        cur = conn.execute(FORGE_OPS[op], a)
+                        if cur.description:
+                            cur.fetchall()
+                        lat.append((time.perf_counter() - t) * 1000)
+
+            start = time.perf_counter()
+            with ThreadPoolExecutor(clients) as ex:
+                list(ex.map(worker, range(clients)))
+            wall = time.perf_counter() - start
+            results[op] = {"p95_ms": round(statistics.quantiles(lat, n=20)[18], 3), "ops_per_s": round(len(lat) / wall)}
+    # cleanup of 1,000 expired cache entries (what the retention job runs), five times
+    cleanup = []
+    with psycopg.connect(dsn("prompted_forge"), autocommit=True) as c:
+        for k in range(5):
+            c.execute(
+                "INSERT INTO context_analysis_cache (content_hash, analysis_result, confidence, engine_version, "
+                "expires_at) SELECT 'x' || %s || '-' || i, '{}', 0.5, 'v1', now() - interval '1 minute' "
+                "FROM generate_series(1, 1000) i",
+                (k,),
+            )
+            t = time.perf_counter()
+            n = c.execute("DELETE FROM context_analysis_cache WHERE expires_at < now()").rowcount
+            cleanup.append((time.perf_counter() - t) * 1000)
+            assert n == 1000, n
+    results["cleanup_1000"] = {
+        "p95_ms": round(max(cleanup), 3),
+        "ops_per_s": round(1000 / (statistics.median(cleanup) / 1000)),
+    }
+    results["migrations_s"] = {"p95_ms": round(max(migrations), 3), "ops_per_s": None}
+    table = []
+    for op, target in FORGE_TARGETS.items():
+        got = results[op]["p95_ms"]
+        goal = target / 10
+        results[op].update({"target": target, "goal": goal, "met": got <= goal})
+        unit = "s" if op == "migrations_s" else "ms"
+        table.append(
+            [
+                op,
+                f"{target:g} {unit}",
+                f"{goal:g} {unit}",
+                f"{got:.3f} {unit}",
+                results[op]["ops_per_s"] or "-",
+                "yes" if got <= goal else "no",
+            ]
+        )
+    show(
+        f"forge: {rows} memory objects, {clients} clients through a pool, TLS over the lab network (p95)",
+        ["operation", "seed target", "goal (10x)", "measured", "ops/s", "met"],
+        table,
+    )
+    out = {"rows": rows, "clients": clients, "per_client": per_client, "results": results}
+    labels = [op for op in FORGE_TARGETS if op != "migrations_s"]
+    save(
+        "forge",
+        out,
+        lambda ax: grouped(
+            ax,
+            labels,
+            [
+                ("measured p95", [results[o]["p95_ms"] for o in labels], BLUE),
+                ("goal (seed target / 10)", [results[o]["goal"] for o in labels], GREY),
+            ],
+            "ms (log)",
+            f"seed 001 on the forge profile: {clients} clients, TLS, {rows // 1000}k objects",
+        ),
+        size=(11, 4.5),
+    )
+    return out
+
+
+def hashlib_md5(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()
+
+
 BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "converge": lambda o: bench_converge(o.after, o.before, not o.no_peers),
     "noop": lambda o: bench_noop(o.after, o.before, not o.no_peers, o.sizes),
@@ -892,6 +1082,7 @@ BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "vector": lambda o: bench_vector(),
     "memory": lambda o: bench_memory(),
     "backup": lambda o: bench_backup(),
+    "forge": lambda o: bench_forge(),
 }
 BEFORE_AFTER = ("converge", "noop")
 

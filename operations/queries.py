@@ -98,7 +98,8 @@ SELECT json_build_object('db', current_database(),
                           FROM obj o, aclexplode(o.acl) a WHERE a.grantee <> o.owner
                           GROUP BY 1, 2, 3, 4) x),
   'default_acl', (SELECT coalesce(json_agg(json_build_array(pg_get_userbyid(d.defaclrole), coalesce(n.nspname, ''),
-                    d.defaclobjtype, CASE WHEN a.grantee = 0 THEN 'PUBLIC' WHEN a.grantee IS NOT NULL THEN pg_get_userbyid(a.grantee) END,
+                    d.defaclobjtype, CASE WHEN a.grantee = 0 THEN 'PUBLIC'
+                                              WHEN a.grantee IS NOT NULL THEN pg_get_userbyid(a.grantee) END,
                     a.privilege_type)), '[]'::json)
                   FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace
                   LEFT JOIN LATERAL aclexplode(d.defaclacl) a ON true))

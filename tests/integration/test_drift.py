@@ -1,8 +1,9 @@
 """Any combination of hand-made drift is repaired in one run (property-based, on a real host).
 
 From a catalog of drift kinds (role attributes, passwords, memberships, database owners and ACLs,
-extensions, schema rights, the ledger's owner, ALTER SYSTEM, edited configuration files, a dropped
-database or role, a stopped cluster), hypothesis draws a combination, applies all of it by hand on a
+extensions, schema rights, the ledger's owner, grants and default privileges, pg_cron jobs, ALTER
+SYSTEM, edited configuration files, a dropped database or role, a stopped cluster), hypothesis draws
+a combination, applies all of it by hand on a
 converged lab host, then asserts:
 
 - `--dry` reports every drifted object (the statement or file that repairs it);
@@ -41,8 +42,19 @@ CONFIG: dict[str, Any] = {
         "hearthminds": {"settings": {"statement_timeout": "30s"}, "connection_limit": 20},
         "outsider": {},
         "scribe": {},
+        "reader": {},
     },
-    "databases": {"notes_db": {"owner": "scribe"}},
+    "databases": {
+        "notes_db": {"owner": "scribe"},
+        "hearthminds_db": {
+            "connect": ["reader"],
+            "grants": {"reader": {"public": {"schema": ["USAGE"], "tables": ["SELECT"]}}},
+            "jobs": {
+                "patterns-analyze": {"schedule": "0 3 * * *", "command": "ANALYZE eng_patterns"},
+                "patterns-vacuum": {"schedule": "30 3 * * 0", "command": "VACUUM eng_patterns"},
+            },
+        },
+    },
 }
 CONF = "/etc/postgresql/17/main/conf.d/50-hearthdb.conf"
 HBA = "/etc/postgresql/17/main/pg_hba.conf"
@@ -141,6 +153,31 @@ DRIFTS: dict[str, Drift] = {
         shell=f"echo 'host all all 0.0.0.0/0 scram-sha-256' >> {HBA} && {RELOAD}",
         dry=(re.escape(f"hba: write {HBA} would run"),),
     ),
+    "grant_revoked": Drift(
+        "REVOKE SELECT ON eng_patterns FROM reader",
+        "hearthminds_db",
+        dry=(in_db("hearthminds_db", rf"GRANT SELECT ON ALL TABLES IN SCHEMA {q('public')} TO {q('reader')}"),),
+    ),
+    "grant_public": Drift(
+        "GRANT SELECT, UPDATE ON eng_patterns TO PUBLIC",
+        "hearthminds_db",
+        dry=(in_db("hearthminds_db", rf"REVOKE SELECT, UPDATE ON ALL TABLES IN SCHEMA {q('public')} FROM PUBLIC"),),
+    ),
+    "default_privileges": Drift(
+        "ALTER DEFAULT PRIVILEGES FOR ROLE hearthminds IN SCHEMA public REVOKE SELECT ON TABLES FROM reader",
+        "hearthminds_db",
+        dry=(rf"ALTER DEFAULT PRIVILEGES FOR ROLE {q('hearthminds')} IN SCHEMA {q('public')} GRANT SELECT ON TABLES",),
+    ),
+    "job_altered": Drift(
+        "SELECT cron.alter_job(jobid, schedule := '0 0 * * *') FROM cron.job WHERE jobname = 'patterns-analyze'",
+        "hearthminds_db",
+        dry=(r"cron\.alter_job\('patterns-analyze', \.\.\.\) -- schedule: '0 0 \* \* \*' -> '0 3 \* \* \*'",),
+    ),
+    "job_unscheduled": Drift(
+        "SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = 'patterns-vacuum'",
+        "hearthminds_db",
+        dry=(r"cron\.schedule_in_database\('patterns-vacuum'",),
+    ),
     "cluster_stopped": Drift(shell="pg_ctlcluster 17 main stop"),
 }
 # While the cluster is stopped nothing inside it can be read: `--dry` says so instead of guessing.
@@ -181,6 +218,10 @@ SELECT json_build_object(
 """
 SNAPSHOT_DATABASE = r"""
 SELECT json_build_object(
+  'tables', (SELECT json_object_agg(relname, relacl::text[] ORDER BY relname) FROM pg_class
+             WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'),
+  'default_acl', (SELECT json_agg(defaclacl::text[] ORDER BY defaclrole, defaclnamespace, defaclobjtype)
+                  FROM pg_default_acl),
   'extensions', (SELECT json_object_agg(extname, extversion ORDER BY extname) FROM pg_extension),
   'public', (SELECT nspacl::text[] FROM pg_namespace WHERE nspname = 'public'),
   'ledger', (SELECT json_build_array(pg_get_userbyid(n.nspowner), pg_get_userbyid(c.relowner),
@@ -189,6 +230,12 @@ SELECT json_build_object(
              FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid
              WHERE n.nspname = 'hearthdb' AND c.relname = 'schema_migrations'))
 """
+
+
+SNAPSHOT_JOBS = (
+    "SELECT json_agg(json_build_array(jobname, schedule, command, database, username, active) ORDER BY jobname) "
+    "FROM cron.job"
+)
 
 
 def acl_set(acl: list[str] | None) -> list[str] | None:
@@ -205,6 +252,10 @@ def snapshot(host: str, passwords: dict[str, str]) -> dict[str, Any]:
     server["in"] = {db: psql_json(host, SNAPSHOT_DATABASE, database=db) for db in sorted(server["databases"])}
     for facts in server["in"].values():
         facts["public"] = acl_set(facts["public"])
+    for facts in server["in"].values():
+        facts["tables"] = {t: acl_set(a) for t, a in (facts["tables"] or {}).items()}
+        facts["default_acl"] = [acl_set(a) for a in facts["default_acl"] or []]
+    server["jobs"] = psql_json(host, SNAPSHOT_JOBS, database="hearthminds_db")
     server["files"] = ssh(host, f"sha256sum {CONF} {HBA}").stdout
     return server
 
@@ -232,7 +283,7 @@ def drift_host(lab_hosts: list[dict[str, Any]], deploy: Callable[..., Run]) -> d
     host = api.reset(lab_hosts[0]["name"], layer="postgresql")
     deploy([host["name"]], CONFIG, "-y")
     pw = secrets(deploy)
-    host["baseline"] = snapshot(host["name"], {r: pw[r] for r in ["hearthminds", *AIS, "outsider", "scribe"]})
+    host["baseline"] = snapshot(host["name"], {r: pw[r] for r in ["hearthminds", *AIS, "outsider", "scribe", "reader"]})
     return host
 
 

@@ -174,7 +174,8 @@ def test_heartwood(host: str, deploy: Callable[..., Run], tmp_path: Path) -> Non
         HOST,
         "sudo -u postgres psql -X -q -v ON_ERROR_STOP=1 -d heartwood_db",
         stdin="REVOKE SELECT ON agents FROM heartwood_readonly; GRANT SELECT ON users TO PUBLIC;\n"
-        "SELECT cron.alter_job(jobid, schedule := '0 0 * * *') FROM cron.job WHERE jobname = 'nightly-vacuum-analyze';\n",
+        "SELECT cron.alter_job(jobid, schedule := '0 0 * * *') FROM cron.job "
+        "WHERE jobname = 'nightly-vacuum-analyze';\n",
     )
     dry = deploy([HOST], None, "--dry", env=env)
     assert 'GRANT SELECT ON ALL TABLES IN SCHEMA "public" TO "heartwood_readonly"' in dry.stderr

@@ -26,7 +26,8 @@ def _name(text: str) -> str:
 
 STMT = re.compile(
     r"^(?:ALTER DEFAULT PRIVILEGES FOR ROLE (?P<for>\S+)(?: IN SCHEMA (?P<dschema>\S+))? )?"
-    r"(?P<verb>GRANT|REVOKE) (?P<privs>[A-Z, ]+?) ON (?:SCHEMA (?P<schema>\S+)|ALL (?P<all>\w+) IN SCHEMA (?P<aschema>\S+)"
+    r"(?P<verb>GRANT|REVOKE) (?P<privs>[A-Z, ]+?) ON "
+    r"(?:SCHEMA (?P<schema>\S+)|ALL (?P<all>\w+) IN SCHEMA (?P<aschema>\S+)"
     r"|(?P<dkind>TABLES|SEQUENCES|FUNCTIONS)) (?:TO|FROM) (?P<role>\S+)$"
 )
 
@@ -64,7 +65,8 @@ def apply(reading: dict, statements: list[str]) -> dict:
             rows = {(g, p) for o, s, t, g, p in had if g is not None}
             if schema == "" and not had and kind == "functions":  # the built-in default, made explicit
                 rows = {(key[0], "EXECUTE"), (PUBLIC, "EXECUTE")}
-            rows = rows | {(role, p) for p in privs} if grant else {(g, p) for g, p in rows if g != role or p not in privs}
+            kept = {(g, p) for g, p in rows if g != role or p not in privs}
+            rows = rows | {(role, p) for p in privs} if grant else kept
             r["default_acl"] = [d for d in r["default_acl"] if tuple(d[:3]) != key]
             r["default_acl"] += [[*key, g, p] for g, p in sorted(rows)]
             if not rows and schema == "":  # a global entry stays, granting nothing (a schema's goes)

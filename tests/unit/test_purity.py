@@ -24,6 +24,8 @@ PURE = [
     "operations.visitmemo",
     "operations.tls",
     "operations.pgbackrest",
+    "operations.privileges",
+    "operations.jobs",
 ]
 
 
