@@ -636,11 +636,15 @@ def bench_vector(rows: int = 50000, dim: int = 768) -> dict[str, Any]:
     return out
 
 
-def bench_memory(rows: int = 100000, dim: int = 384, samples: int = 300) -> dict[str, Any]:
-    """The pp schema: durable single-row creates, reads by id, top-10 similarity search (p95)."""
+def bench_memory(rows: int = 100000, dim: int = 384, clients: int = 16, per_client: int = 100) -> dict[str, Any]:
+    """The pp schema as an application sees it: durable single-row creates, reads by id, top-10 similarity
+    search, from the controller through psycopg over TCP with TLS, `clients` concurrent clients on a pool
+    (p95, throughput; one client alone beside it)."""
+    import psycopg
+
     up()
-    api.reset(HOST, layer="postgresql")
-    hearthdb([HOST], ["logos"], config={"schema": {"embedding_dim": dim}})
+    addr = api.reset(HOST, layer="postgresql")["address"]
+    hearthdb([HOST], ["logos"], config={"schema": {"embedding_dim": dim}, **client_access(addr)})
     fill = f"""
 SELECT setseed(0.17);
 CREATE TEMP TABLE centres AS SELECT c, array_agg(random() * 2 - 1) AS v
@@ -652,57 +656,105 @@ FROM generate_series(1, {rows}) i JOIN centres ON c = 1 + i % 200;
 VACUUM (ANALYZE) memory_shards;  -- as autovacuum would, before anything is timed
 """
     psql_time(HOST, "logos_db", fill)
-    timing = f"""
-SET synchronous_commit = on;
-CREATE TEMP TABLE t (op text, ms float8);
-DO $$
-DECLARE t0 timestamptz; v vector; rid uuid; i int;
-BEGIN
-  FOR i IN 1..{samples} LOOP
-    SELECT embedding INTO v FROM memory_shards ORDER BY random() LIMIT 1;
-    t0 := clock_timestamp();
-    SELECT id INTO rid FROM memory_shards WHERE content = 'memory ' || (1 + (i * 331) % {rows});
-    t0 := clock_timestamp();
-    PERFORM * FROM memory_shards WHERE id = rid;
-    INSERT INTO t VALUES ('read', extract(epoch FROM clock_timestamp() - t0) * 1000);
-    t0 := clock_timestamp();
-    PERFORM id FROM memory_shards ORDER BY embedding <=> v LIMIT 10;
-    INSERT INTO t VALUES ('search', extract(epoch FROM clock_timestamp() - t0) * 1000);
-  END LOOP;
-END $$;
-SELECT json_object_agg(op, p95) FROM (SELECT op, percentile_cont(0.95) WITHIN GROUP (ORDER BY ms) p95
-  FROM t GROUP BY op) s;
-"""
-    _, body = psql_time(HOST, "logos_db", timing)
-    p95 = json.loads(body.strip().splitlines()[-1])
-    # creates: one durable transaction each (synchronous_commit on), timed by psql around each
-    script = "\n".join(
-        f"INSERT INTO memory_shards (content, embedding) SELECT 'new {i}', embedding FROM memory_shards LIMIT 1;"
-        for i in range(samples)
-    )
-    _, timed = psql_time(HOST, "logos_db", "\\timing on\n" + script)
-    ms = sorted(float(line.split()[1]) for line in timed.splitlines() if line.startswith("Time:"))
     recall = queries(HOST, "logos_db", "memory_shards")
-    out = {
-        "rows": rows,
-        "dim": dim,
-        "create_p95_ms": round(statistics.quantiles(ms, n=20)[18], 3),
-        "read_by_id_p95_ms": round(p95["read"], 3),
-        "search_top10_p95_ms": round(p95["search"], 3),
-        **{f"search_{k}": v for k, v in recall.items()},
-    }
-    keys = ["create_p95_ms", "read_by_id_p95_ms", "search_top10_p95_ms"]
+    dsn = client_dsn(addr, "logos_db", "logos")
+    with psycopg.connect(dsn, autocommit=True) as c:
+        ids = [r[0] for r in c.execute("SELECT id::text FROM memory_shards ORDER BY random() LIMIT 2000")]
+        vectors = [r[0] for r in c.execute("SELECT embedding::text FROM memory_shards ORDER BY random() LIMIT 200")]
+
+    def create(conn: Any, rnd: Any) -> None:
+        conn.execute(
+            "INSERT INTO memory_shards (content, embedding) VALUES (%s, %s::vector)", ("new", rnd.choice(vectors))
+        )
+
+    def read(conn: Any, rnd: Any) -> None:
+        conn.execute("SELECT * FROM memory_shards WHERE id = %s", (rnd.choice(ids),)).fetchall()
+
+    def search(conn: Any, rnd: Any) -> None:
+        conn.execute(
+            "SELECT id FROM memory_shards ORDER BY embedding <=> %s::vector LIMIT 10", (rnd.choice(vectors),)
+        ).fetchall()
+
+    timed = client_p95(dsn, {"create": create, "read_by_id": read, "search_top10": search}, clients, per_client)
+    out = {"rows": rows, "dim": dim, "clients": clients, **timed, **{f"search_{k}": v for k, v in recall.items()}}
+    keys = list(timed)
+    show(
+        f"memory: pp schema, {rows} memories, {dim}-d, TLS over the lab network (p95, ms)",
+        ["operation", f"{clients} clients", "ops/s", "1 client", "ops/s"],
+        [
+            [k, timed[k]["p95_ms"], timed[k]["ops_per_s"], timed[k]["p95_1_client_ms"], timed[k]["ops_per_s_1_client"]]
+            for k in keys
+        ],
+    )
     save(
         "memory",
         out,
-        lambda ax: bars(
+        lambda ax: grouped(
             ax,
             ["create", "read by id", "top-10 search"],
-            [out[k] for k in keys],
-            "ms (p95)",
-            f"pp schema, {rows} memories, {dim}-d",
+            [
+                (f"{clients} clients", [timed[k]["p95_ms"] for k in keys], BLUE),
+                ("1 client", [timed[k]["p95_1_client_ms"] for k in keys], LIGHT_BLUE),
+            ],
+            "ms (p95, client-side)",
+            f"pp schema, {rows} memories, {dim}-d, TLS",
         ),
+        size=(9, 4),
     )
+    return out
+
+
+def client_access(addr: str) -> dict[str, Any]:
+    """hearthdb.yml keys that let the controller reach a lab host's databases: TLS required, SCRAM."""
+    net = ".".join(addr.split(".")[:3]) + ".0/24"
+    return {
+        "cluster": {"listen_addresses": ["*"]},
+        "hba": [{"type": "local"}, {"type": "hostssl", "address": net}, {"type": "host", "address": "127.0.0.1/32"}],
+        "tls": {"enabled": True, "require": True},
+    }
+
+
+def client_dsn(addr: str, db: str, role: str) -> str:
+    pw = yaml.safe_load(SECRETS.read_text())[role]
+    ca = WORK / ".hearthdb" / "tls" / "ca.crt"
+    return (
+        f"host={addr} port=5432 dbname={db} user={role} password={pw} sslmode=verify-ca sslrootcert={ca} "
+        "connect_timeout=5"
+    )
+
+
+def client_p95(
+    dsn: str, ops: dict[str, Callable[[Any, Any], None]], clients: int, per_client: int
+) -> dict[str, dict[str, float]]:
+    """Each operation timed on the controller around the call (the connection already taken from a pool of
+    `clients` autocommit connections), first by one client alone, then by `clients` threads at once: p95 in ms
+    and operations per second of each."""
+    import random
+
+    from psycopg_pool import ConnectionPool
+
+    out: dict[str, dict[str, float]] = {}
+    with ConnectionPool(dsn, min_size=clients, max_size=clients, open=True, kwargs={"autocommit": True}) as pool:
+        pool.wait(timeout=30)
+        for name, op in ops.items():
+            for n in (1, clients):
+                lat: list[float] = []
+
+                def worker(seed_: int, op: Callable[[Any, Any], None] = op, lat: list[float] = lat) -> None:
+                    rnd = random.Random(seed_)
+                    for _ in range(per_client):
+                        with pool.connection() as conn:
+                            t = time.perf_counter()
+                            op(conn, rnd)
+                            lat.append((time.perf_counter() - t) * 1000)
+
+                start = time.perf_counter()
+                with ThreadPoolExecutor(n) as ex:
+                    list(ex.map(worker, range(n)))
+                wall = time.perf_counter() - start
+                p95, rate = round(statistics.quantiles(lat, n=20)[18], 3), round(len(lat) / wall)
+                key = "" if n == clients else "_1_client"
+                out.setdefault(name, {}).update({f"p95{key}_ms": p95, f"ops_per_s{key}": rate})
     return out
 
 
@@ -919,32 +971,22 @@ def bench_forge(rows: int = 100_000, clients: int = 16, per_client: int = 200) -
     import random
 
     import psycopg
-    from psycopg_pool import ConnectionPool
 
     up(host_index(FORGE_HOST))
     addr = api.reset(FORGE_HOST, layer="profiles")["address"]
-    cfg = yaml.safe_load((ROOT / "examples" / "forge" / "hearthdb.yml").read_text())
-    net = ".".join(addr.split(".")[:3]) + ".0/24"
-    cfg["cluster"] = {"listen_addresses": ["*"]}
-    cfg["hba"] = [{"type": "local"}, {"type": "hostssl", "address": net}, {"type": "host", "address": "127.0.0.1/32"}]
-    cfg["tls"] = {"require": True}
+    cfg = yaml.safe_load((ROOT / "examples" / "forge" / "hearthdb.yml").read_text()) | client_access(addr)
     passwords(["prompted_forge", "forge_app"])
     pyinfra([FORGE_HOST], cfg, "-y", env={"HEARTHDB_SCHEMA_DIR": str(ROOT / "examples" / "forge" / "schema")})
-    pw = yaml.safe_load(SECRETS.read_text())
-    ca = WORK / ".hearthdb" / "tls" / "ca.crt"
 
     def dsn(role: str) -> str:
-        return (
-            f"host={addr} port=5432 dbname=prompted_forge user={role} password={pw[role]} "
-            f"sslmode=verify-ca sslrootcert={ca} connect_timeout=5"
-        )
+        return client_dsn(addr, "prompted_forge", role)
 
     with psycopg.connect(dsn("prompted_forge"), autocommit=True) as c:
         c.execute(
             "INSERT INTO memory_objects (tier, content, metadata, retention_until) "
-            "SELECT (ARRAY['WORKING','EPISODIC','SEMANTIC','SHARED'])[1 + i % 4], 'memory ' || i, "
-            "jsonb_build_object('topic', i % 500, 'source', 'bench'), "
-            "CASE WHEN i % 10 = 0 THEN now() + interval '1 day' END FROM generate_series(1, %s) i",
+            "SELECT (ARRAY['WORKING','EPISODIC','SEMANTIC','SHARED'])[1 + i %% 4], 'memory ' || i, "
+            "jsonb_build_object('topic', i %% 499, 'source', 'bench'), "
+            "CASE WHEN i %% 10 = 0 THEN now() + interval '1 day' END FROM generate_series(1, %s) i",
             (rows,),
         )
         c.execute(
@@ -981,36 +1023,20 @@ def bench_forge(rows: int = 100_000, clients: int = 16, per_client: int = 200) -
             return (hashlib_md5(str(i)) + hashlib_md5(str(i + 1)),)
         return (secrets.token_hex(32),)
 
-    results: dict[str, Any] = {}
-    with ConnectionPool(dsn("forge_app"), min_size=clients, max_size=clients, open=True) as pool:
-        pool.wait(timeout=30)
-        for op in [*FORGE_OPS, "pool_acquire", "health_check"]:
-            lat: list[float] = []
+    def query(op: str) -> Callable[[Any, Any], None]:
+        def run(conn: Any, rnd: Any) -> None:
+            cur = conn.execute(FORGE_OPS[op], args(op, rnd))
+            if cur.description:
+                cur.fetchall()
 
-            def worker(seed_: int, op: str = op, lat: list[float] = lat) -> None:
-                rnd = random.Random(seed_)
-                for _ in range(per_client):
-                    if op in ("pool_acquire", "health_check"):
-                        t = time.perf_counter()
-                        with pool.connection() as conn:
-                            acquired = time.perf_counter()
-                            if op == "health_check":
-                                conn.execute("SELECT 1").fetchone()
-                        lat.append(((acquired if op == "pool_acquire" else time.perf_counter()) - t) * 1000)
-                        continue
-                    with pool.connection() as conn:
-                        a = args(op, rnd)
-                        t = time.perf_counter()
-                        cur = conn.execute(FORGE_OPS[op], a)
-                        if cur.description:
-                            cur.fetchall()
-                        lat.append((time.perf_counter() - t) * 1000)
+        return run
 
-            start = time.perf_counter()
-            with ThreadPoolExecutor(clients) as ex:
-                list(ex.map(worker, range(clients)))
-            wall = time.perf_counter() - start
-            results[op] = {"p95_ms": round(statistics.quantiles(lat, n=20)[18], 3), "ops_per_s": round(len(lat) / wall)}
+    def health(conn: Any, rnd: Any) -> None:
+        conn.execute("SELECT 1").fetchone()
+
+    ops = {op: query(op) for op in FORGE_OPS} | {"health_check": health}
+    results: dict[str, Any] = client_p95(dsn("forge_app"), ops, clients, per_client)
+    results["pool_acquire"] = pool_acquire(dsn("forge_app"), clients, per_client)
     # cleanup of 1,000 expired cache entries (what the retention job runs), five times
     cleanup = []
     with psycopg.connect(dsn("prompted_forge"), autocommit=True) as c:
@@ -1043,12 +1069,13 @@ def bench_forge(rows: int = 100_000, clients: int = 16, per_client: int = 200) -
                 f"{goal:g} {unit}",
                 f"{got:.3f} {unit}",
                 results[op]["ops_per_s"] or "-",
+                f"{results[op]['p95_1_client_ms']:.3f} {unit}" if "p95_1_client_ms" in results[op] else "-",
                 "yes" if got <= goal else "no",
             ]
         )
     show(
         f"forge: {rows} memory objects, {clients} clients through a pool, TLS over the lab network (p95)",
-        ["operation", "seed target", "goal (10x)", "measured", "ops/s", "met"],
+        ["operation", "seed target", "goal (10x)", f"p95, {clients} clients", "ops/s", "p95, 1 client", "met"],
         table,
     )
     out = {"rows": rows, "clients": clients, "per_client": per_client, "results": results}
@@ -1060,7 +1087,12 @@ def bench_forge(rows: int = 100_000, clients: int = 16, per_client: int = 200) -
             ax,
             labels,
             [
-                ("measured p95", [results[o]["p95_ms"] for o in labels], BLUE),
+                (f"p95, {clients} clients", [results[o]["p95_ms"] for o in labels], BLUE),
+                (
+                    "p95, 1 client",
+                    [results[o].get("p95_1_client_ms", results[o]["p95_ms"]) for o in labels],
+                    LIGHT_BLUE,
+                ),
                 ("goal (seed target / 10)", [results[o]["goal"] for o in labels], GREY),
             ],
             "ms (log)",
@@ -1068,6 +1100,36 @@ def bench_forge(rows: int = 100_000, clients: int = 16, per_client: int = 200) -
         ),
         size=(11, 4.5),
     )
+    return out
+
+
+def pool_acquire(dsn: str, clients: int, per_client: int) -> dict[str, float]:
+    """Taking a connection from the pool and giving it back, by one client and by `clients` at once."""
+    from psycopg_pool import ConnectionPool
+
+    out: dict[str, float] = {}
+    with ConnectionPool(dsn, min_size=clients, max_size=clients, open=True, kwargs={"autocommit": True}) as pool:
+        pool.wait(timeout=30)
+        for n in (1, clients):
+            lat: list[float] = []
+
+            def worker(_: int, lat: list[float] = lat) -> None:
+                for _ in range(per_client):
+                    t = time.perf_counter()
+                    with pool.connection():
+                        lat.append((time.perf_counter() - t) * 1000)
+
+            start = time.perf_counter()
+            with ThreadPoolExecutor(n) as ex:
+                list(ex.map(worker, range(n)))
+            wall = time.perf_counter() - start
+            key = "" if n == clients else "_1_client"
+            out.update(
+                {
+                    f"p95{key}_ms": round(statistics.quantiles(lat, n=20)[18], 3),
+                    f"ops_per_s{key}": round(len(lat) / wall),
+                }
+            )
     return out
 
 
