@@ -223,6 +223,43 @@ CASES = [
         "schema.shared: bundle 'nope' has no folder in",
         cli=False,
     ),
+    # ---- privileges and pg_cron jobs (issue 14's keys)
+    Cfg(
+        "grant-undeclared-role",
+        {"databases": {"hearthminds_db": {"grants": {"ghost": {"public": {"tables": ["SELECT"]}}}}}},
+        "databases.hearthminds_db.grants.ghost: role 'ghost' is not declared in roles",
+    ),
+    Cfg(
+        "grant-unknown-privilege",
+        {"roles": {"ro": {}}, "databases": {"hearthminds_db": {"grants": {"ro": {"public": {"tables": ["READ"]}}}}}},
+        "unknown privilege 'READ'; tables take SELECT",
+    ),
+    Cfg(
+        "grant-wrong-kind",
+        {
+            "roles": {"ro": {}},
+            "databases": {"hearthminds_db": {"grants": {"ro": {"public": {"sequences": ["EXECUTE"]}}}}},
+        },
+        "EXECUTE does not apply to sequences (it applies to functions)",
+    ),
+    Cfg(
+        "job-bad-schedule",
+        {"databases": {"logos_db": {"jobs": {"sweep": {"schedule": "daily", "command": "VACUUM"}}}}},
+        "databases.logos_db.jobs.sweep.schedule: 'daily' is not a pg_cron schedule",
+    ),
+    Cfg(
+        "job-pg-cron-elsewhere",
+        {
+            "databases": {
+                "logos_db": {"jobs": {"sweep": {"schedule": "0 3 * * *", "command": "VACUUM"}}},
+                "aletheia_db": {"extensions": ["vector", "pg_cron"]},
+            }
+        },
+        "databases.aletheia_db.extensions[1].name: pg_cron can only be created in the database "
+        "cron.database_name names (hearthminds_db)",
+        cli=False,
+    ),
+    Cfg("shared-db-typo", {"shared_db": {"enabld": False}}, "shared_db.enabld: unknown key; did you mean 'enabled'?"),
     # ---- settings: names, injected values, types, negative and absurd sizes
     Cfg("setting-name-injection", {"settings": {"work_mem = 1; x": 1}}, "settings.work_mem = 1; x: not a parameter"),
     Cfg("setting-value-injection", {"settings": {"application_name": INJECT}}, "settings.application_name: "),
