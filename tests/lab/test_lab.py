@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -123,6 +124,10 @@ def test_up_recovers_a_host_whose_nspawn_was_killed(lab: list[dict]) -> None:
     orphans = [r for r in map(procs.ref_of, procs.in_netns(netns)) if r]
     assert orphans
     os.kill(ref["pid"], signal.SIGKILL)
+    # kill() returns before the process has gone; up is run once it is dead, as after a real crash
+    deadline = time.monotonic() + 10
+    while procs.alive(ref) and time.monotonic() < deadline:
+        time.sleep(0.05)
     api.up(N)
     assert not procs.alive(ref)
     assert not any(procs.alive(r) for r in orphans)
