@@ -191,20 +191,12 @@ def plan_privileges(
             out += _converge(
                 kinds[kind], held_defaults, lambda verb, ps, r, k=kind, s=schema: _default(verb, ps, k, owner, s, r)
             )
-        if "functions" in kinds:
-            # functions are executable by PUBLIC by default: take that from what the owner creates later
-            glob = defaults.get(("", "f", PUBLIC))
-            if (glob or ("", "f") not in rows) and PUBLIC not in kinds["functions"]:
-                out.append(_default("REVOKE", ["EXECUTE"], "functions", owner, None, PUBLIC))
-    # several schemas share the owner's global function default: revoke it once
-    seen: set[str] = set()
-    unique = []
-    for s in out:
-        if s.sql in seen:
-            continue
-        seen.add(s.sql)
-        unique.append(s)
-    return unique
+    # functions are executable by PUBLIC by default: take that from what the owner creates later (one
+    # global default for the owner, whichever schemas manage functions)
+    managed = any("functions" in kinds and PUBLIC not in kinds["functions"] for kinds in want.values())
+    if managed and (defaults.get(("", "f", PUBLIC)) or ("", "f") not in rows):
+        out.append(_default("REVOKE", ["EXECUTE"], "functions", owner, None, PUBLIC))
+    return out
 
 
 def _converge(want: Mapping[str, tuple[str, ...]], have: Mapping[str, set[str]], make) -> list[Stmt]:
