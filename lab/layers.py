@@ -49,6 +49,22 @@ LAYERS: dict[str, Layer] = {
         ),
         after="pg_dropcluster --stop 17 main; rm -rf /var/lib/postgresql/17/main /var/log/postgresql/*",
     ),
+    # the HA stack (issue 15): Patroni, etcd, PgBouncer and HAProxy as Debian installs them. etcd's
+    # package enables its single-node cluster at boot: left so, since the deploy must handle it.
+    "ha": Layer(
+        version=2,
+        packages=(
+            "postgresql-17",
+            "postgresql-17-pgvector",
+            "patroni",
+            "python3-etcd",
+            "etcd-server",
+            "etcd-client",
+            "pgbouncer",
+            "haproxy",
+        ),
+        after="pg_dropcluster --stop 17 main; rm -rf /var/lib/postgresql/17/main /var/log/postgresql/*",
+    ),
 }
 
 

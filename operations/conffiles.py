@@ -51,20 +51,27 @@ def digest_of(path: str) -> str | None:
     return host.get_fact(FileDigests, paths=[path]).get(path)
 
 
-def install_script(path: str, kind: str, target: Cluster, data_directory: str) -> str:
-    """Shell script (run as root) that installs stdin as `path`, or puts the old file back."""
+def install_script(path: str, kind: str, target: Cluster, data_directory: str, restart: str | None = None) -> str:
+    """Shell script (run as root) that installs stdin as `path`, or puts the old file back. Before the
+    cluster exists (a Patroni member waiting for its copy) or while it is stopped, the server cannot
+    check the file: it is checked when the cluster starts."""
     psql = f"runuser -u postgres -- psql -X -q -A -t -p {int(target.port)} -d postgres -c"
     if kind == "settings":
         check = (
+            f"[ ! -f {shlex.quote(data_directory)}/PG_VERSION ] || "
             f"out=$(runuser -u postgres -- {target.bindir}/postgres -D {shlex.quote(data_directory)} "
             f"-c config_file={shlex.quote(target.postgresql_conf)} -C server_version_num 2>&1 >/dev/null) "
             "|| {{ err=$(printf '%s\\n' \"$out\" | grep -v FATAL | sed 's/^.*LOG: *//' | tr '\\n' ' '); "
             '[ -n "$err" ] || err="postgres -C failed: $out"; }}'.replace("{{", "{").replace("}}", "}")
         )
     else:
-        check = f'err=$({psql} {shlex.quote(HBA_CHECK)}) || err="the server could not check the file"'
+        check = (
+            f"! pg_lsclusters -h {target.shell_args} 2>/dev/null | grep -q online || "
+            f'err=$({psql} {shlex.quote(HBA_CHECK)}) || err="the server could not check the file"'
+        )
     return f"""set -eu
 f={shlex.quote(path)}
+[ -d "${{f%/*}}" ] || install -d -o postgres -g postgres -m 755 "${{f%/*}}"
 umask 077
 cat > "$f.hearthdb-new"
 chown postgres:postgres "$f.hearthdb-new"
@@ -80,13 +87,14 @@ if [ -n "$err" ]; then
 fi
 rm -f "$f.hearthdb-prev"
 # a stopped cluster reads the file when it starts
-pg_lsclusters -h {target.shell_args} | grep -q online || exit 0
-{reload_script(target)}"""
+pg_lsclusters -h {target.shell_args} 2>/dev/null | grep -q online || exit 0
+{reload_script(target, restart)}"""
 
 
-def reload_script(target: Cluster) -> str:
+def reload_script(target: Cluster, restart: str | None = None) -> str:
     """Shell lines (run as root) that reload the running cluster, wait until it has, and restart it only
-    when a changed parameter needs a restart (`pg_settings.pending_restart`)."""
+    when a changed parameter needs a restart (`pg_settings.pending_restart`): with `restart`, a command
+    of its manager (Patroni's), else pg_ctlcluster."""
     psql = f"runuser -u postgres -- psql -X -q -A -t -p {int(target.port)} -d postgres -c"
     return f"""before=$({psql} 'SELECT pg_conf_load_time()')
 {psql} 'SELECT pg_reload_conf()' >/dev/null
@@ -95,18 +103,19 @@ while [ $i -lt 100 ] && [ "$({psql} 'SELECT pg_conf_load_time()')" = "$before" ]
 pending=$({psql} "SELECT string_agg(name, ', ') FROM pg_settings WHERE pending_restart")
 if [ -n "$pending" ]; then
   echo "hearthdb: restarting {target.key} for $pending" >&2
-  pg_ctlcluster {target.shell_args} restart
+  {restart or f"pg_ctlcluster {target.shell_args} restart"}
 fi"""
 
 
 @operation()
-def config_file(content: str, kind: str, target: Cluster):
+def config_file(content: str, kind: str, target: Cluster, restart: str | None = None):
     """
     Install a PostgreSQL configuration file the server validates first.
 
     + content: the rendered file
     + kind: "settings" (the cluster's conf.d file) or "hba" (its pg_hba.conf): also how it is checked
     + target: the cluster that checks, reloads or restarts
+    + restart: how a pending restart is done when pg_ctlcluster must not (a Patroni member)
     """
     path = target.conf_d_file if kind == "settings" else target.hba_file
     digest = hashlib.sha256(content.encode()).hexdigest()
@@ -115,7 +124,7 @@ def config_file(content: str, kind: str, target: Cluster):
         return
     show_plan(f"{kind}: write {path}", content.rstrip("\n").splitlines())
     data_directory = (host.get_fact(PgClusters).get(target.key) or {}).get("data_directory", target.data_directory)
-    yield StringCommand(install_script(path, kind, target, data_directory), _stdin=content)
+    yield StringCommand(install_script(path, kind, target, data_directory, restart), _stdin=content)
 
 
 @operation()

@@ -28,6 +28,7 @@ from pydantic import (
 
 from .catalog import known_extensions
 from .errors import ConfigError
+from .ha import Ha, Pooler
 from .jobs import Job, JobName, cron_database
 from .paths import ROOT, SCHEMA, extra_schema_dirs
 from .pgbackrest import Backup, check_backup
@@ -335,6 +336,8 @@ class HearthConfig(Strict):
     roles: dict[Name, Role] = Field(default_factory=dict)
     databases: dict[Name, Database] = Field(default_factory=dict)
     backup: Backup = Field(default_factory=Backup)
+    ha: Ha = Field(default_factory=Ha)
+    pooler: Pooler = Field(default_factory=Pooler)
 
     @model_validator(mode="before")
     @classmethod
@@ -370,6 +373,7 @@ class HearthConfig(Strict):
         _check_extensions(self)
         check_settings(self.settings)
         _check_references(self)
+        _check_ha(self)
         target = ClusterTarget.of(self.cluster)
         check_backup(self.backup, self.settings, target.data_directory, target.etc)
         return self
@@ -443,6 +447,46 @@ def _check_references(cfg: HearthConfig) -> None:
             raise ValueError(f"databases.{name}.state: {name!r} is required by shared_db or ai_names")
         _check_grants(cfg, name, db, present)
     _check_jobs(cfg, present)
+
+
+def _check_ha(cfg: HearthConfig) -> None:
+    """The roles HA and the pooler add must not be declared again; pooled databases must be managed."""
+    for key, name in system_role_keys(cfg).items():
+        if name in cfg.roles or name in derived_role_names(cfg):
+            raise ValueError(
+                f"{key}: {name!r} is also a declared role; hearthdb creates it itself, choose another name"
+            )
+    if cfg.pooler.enabled and cfg.pooler.databases is not None:
+        managed = set(derived_database_names(cfg)) | {n for n, d in cfg.databases.items() if d.state == "present"}
+        for i, db in enumerate(cfg.pooler.databases):
+            if db not in managed:
+                raise ValueError(f"pooler.databases[{i}]: {db!r} is not a database hearthdb manages")
+    if cfg.ha.enabled and cfg.backup.enabled:
+        raise ValueError(
+            "ha: backups of a Patroni cluster are not supported yet (pgBackRest must follow the leader); "
+            "set backup.enabled: false, or ha.enabled: false"
+        )
+
+
+def system_role_keys(cfg: HearthConfig) -> dict[str, str]:
+    """The roles the ha and pooler sections add, by the key that names them."""
+    out = {}
+    if cfg.ha.enabled:
+        out["ha.replication_user"] = cfg.ha.replication_user
+    if cfg.pooler.enabled:
+        out["pooler.auth_user"] = cfg.pooler.auth_user
+    return out
+
+
+def system_roles(cfg: HearthConfig) -> dict[str, Role]:
+    """Those roles as declared: the replication role logs in with a generated password; the pooler's
+    lookup role logs in by peer only (no password)."""
+    out = {}
+    if cfg.ha.enabled:
+        out[cfg.ha.replication_user] = Role(replication=True)
+    if cfg.pooler.enabled:
+        out[cfg.pooler.auth_user] = Role(password=False)
+    return out
 
 
 def _database_owner(cfg: HearthConfig, name: str) -> str | None:
@@ -537,7 +581,7 @@ def derived_role_names(cfg: HearthConfig) -> list[str]:
 
 
 def declared_role_names(cfg: HearthConfig) -> list[str]:
-    return list(dict.fromkeys([*derived_role_names(cfg), *cfg.roles]))
+    return list(dict.fromkeys([*derived_role_names(cfg), *cfg.roles, *system_roles(cfg)]))
 
 
 def derived_database_names(cfg: HearthConfig) -> list[str]:

@@ -6,16 +6,33 @@ HearthConfig (`operations.config.load_config(path)`)."""
 from __future__ import annotations
 
 import getpass
+import shlex
 import socket
+from dataclasses import dataclass
 
 from pyinfra import host, state
 from pyinfra.api import HiddenValue, deploy
 
-from . import backups, conffiles, lock, objects, postdeploy, reset, server, status
+from . import backups, conffiles, hanodes, lock, objects, postdeploy, reset, server, status
 from .config import HearthConfig, ai_database, bundle_dirs, cron_database_of
 from .desired import derived_settings, desired_databases, desired_roles, package_names, template1
 from .errors import ConfigError
 from .facts import HostResources, SshHostKeys
+from .ha import (
+    base_conf,
+    dcs_config,
+    etcd_environment,
+    etcd_hosts,
+    haproxy_config,
+    hba_lines,
+    ident_content,
+    member_address,
+    patroni_config,
+    pgbouncer_ini,
+    pooled_databases,
+    split_settings,
+)
+from .hanodes import probe_args
 from .migrations import load_bundles, parse_targets
 from .paths import TEMPLATES
 from .pgbackrest import conf_content, dump_script, stanza_name, timer_units
@@ -23,7 +40,18 @@ from .plan import ClusterDesired
 from .render import effective_settings, hba_content, settings_content
 from .reset import check_confirmation
 from .secrets import backup_key, backup_passphrase, complete_passwords
-from .target import BACKUP_KEY, BACKUP_KNOWN_HOSTS, CREATECLUSTER_CONF, DUMP_SCRIPT, PGBACKREST_CONF, Cluster
+from .target import (
+    BACKUP_KEY,
+    BACKUP_KNOWN_HOSTS,
+    CREATECLUSTER_CONF,
+    DUMP_SCRIPT,
+    ETCD_DEFAULTS,
+    HAPROXY_CONF,
+    PGBACKREST_CONF,
+    PGBOUNCER_INI,
+    PGBOUNCER_USERLIST,
+    Cluster,
+)
 from .tls import server_files
 
 
@@ -38,6 +66,12 @@ def converge(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
     repo_host = repository_host(cfg)
     if repo_host is not None and host.name == repo_host:
         converge_repository(cfg)
+        return
+    ha = ha_context(cfg)
+    if ha is not None and host.name not in cfg.ha.members:
+        lock.take_lock(name="deploy lock")
+        etcd_files(cfg, ha)
+        lock.release_lock(name="deploy lock release")
         return
     stanza = stanza_name(cfg.backup, host.name) if cfg.backup.enabled else None
     target = Cluster.of(cfg.cluster)
@@ -57,13 +91,55 @@ def converge(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
         applied_by=f"{getpass.getuser()}@{socket.gethostname()}",
         allow_drop=cfg.allow_drop,
         managed_settings=tuple(effective_settings(cfg, dbs, derived, stanza)),
+        ha=cfg.ha if ha is not None else None,
+        pooler=cfg.pooler if cfg.pooler.enabled else None,
     )
 
     lock.take_lock(name="deploy lock")
-    cluster_files(cfg, target, dbs, derived, stanza, repo_host)
-    server.running(name=f"cluster {target.key} running", target=target)
-    conffiles.config_file(name="pg_hba", content=hba_content(cfg), kind="hba", target=target)
-    objects.cluster_objects(name=objects.NAME, desired=inside, target=target)
+    if ha is not None:
+        etcd_files(cfg, ha)
+    cluster_files(cfg, target, dbs, derived, stanza, repo_host, ha)
+    if ha is None:
+        server.running(name=f"cluster {target.key} running", target=target)
+    else:
+        patroni_files(cfg, ha, target, roles, dbs, derived)
+        hanodes.debian_running(
+            name=f"cluster {target.key} running (before Patroni)", target=target, probe=ha.probe, bootstrap=ha.bootstrap
+        )
+    if ha is not None or cfg.pooler.enabled:
+        conffiles.installed_file(
+            name="pg_ident", path=target.ident_file, content=ident_content(cfg.pooler), mode="640", secret=False
+        )
+    extra = hba_lines(
+        cfg.ha if ha else None,
+        ha.addresses if ha else {},
+        cfg.pooler,
+        cfg.tls.require,
+        endpoint_direct=ha is not None and cfg.ha.endpoint.enabled and not cfg.pooler.enabled,
+    )
+    conffiles.config_file(
+        name="pg_hba",
+        content=hba_content(cfg, extra),
+        kind="hba",
+        target=target,
+        restart=ha.restart if ha else None,
+    )
+    objects.cluster_objects(name=objects.NAME, desired=inside, target=target, replica_copy=ha is not None)
+    if ha is not None:
+        patroni_cluster(cfg, ha, target, dbs, derived, stanza)
+    if cfg.pooler.enabled:
+        pooler_files(cfg, target, dbs, ha)
+    if ha is not None and cfg.ha.endpoint.enabled:
+        backend_port = cfg.pooler.port if cfg.pooler.enabled else target.port
+        hanodes.service_file(
+            name="HAProxy endpoint",
+            path=HAPROXY_CONF,
+            content=haproxy_config(cfg.ha, ha.addresses, backend_port),
+            unit="haproxy.service",
+            probe=ha.probe,
+            action="reload",
+            check="haproxy -c -q -f {}",
+        )
     if stanza is not None:
         backups.stanza(name="backup stanza", backup=cfg.backup, stanza=stanza, target=target)
     if stanza is not None and cfg.backup.dumps.enabled:
@@ -84,6 +160,7 @@ def cluster_files(
     derived: dict,
     stanza: str | None,
     repo_host: str | None,
+    ha: HaContext | None = None,
 ) -> None:
     """Packages, the cluster (created stopped) and every file it reads before it starts: TLS, pgBackRest's
     configuration, the settings. Shared by the deploy and by restore.py (which rebuilds what Debian keeps
@@ -97,14 +174,17 @@ def cluster_files(
         mode="644",
         secret=False,
     )
-    server.packages(name="PostgreSQL packages", names=package_names(cfg, dbs))
+    server.packages(name="PostgreSQL packages", names=package_names(cfg, dbs) + ha_packages(cfg))
     server.cluster(
         name=f"cluster {target.key}",
         target=target,
         locale=c.locale,
         encoding=c.encoding,
         data_checksums=c.data_checksums,
+        create=ha is None or ha.bootstrap,
     )
+    if ha is not None:  # a member Patroni copies the cluster to has no Debian configuration directory yet
+        backups.postgres_directory(name="cluster configuration directory", path=target.etc, mode="755")
     if cfg.tls.enabled:
         names = [host.data.get("ssh_hostname") or host.name]
         names += [a for a in c.listen_addresses if a not in ("*", "localhost", "::", "0.0.0.0")]
@@ -116,7 +196,164 @@ def cluster_files(
     if stanza is not None:
         backup_files(cfg, stanza, target, repo_host)
     conffiles.config_file(
-        name="settings", content=settings_content(cfg, dbs, derived, stanza), kind="settings", target=target
+        name="settings",
+        content=settings_content(cfg, dbs, derived, stanza, patroni=ha is not None),
+        kind="settings",
+        target=target,
+        restart=ha.restart if ha else None,
+    )
+
+
+@dataclass(frozen=True)
+class HaContext:
+    """What every HA operation of one host needs: the members' addresses, its probe (the HaState fact's
+    argument), whether it bootstraps, and how Patroni restarts it."""
+
+    addresses: dict[str, str]
+    probe: str
+    bootstrap: bool
+    restart: str
+    etcd: list[str]
+
+
+def ha_context(cfg: HearthConfig) -> HaContext | None:
+    """None without `ha`; every named host must be in the inventory, and every inventory host in the
+    cluster (as a member or an etcd member), before anything runs."""
+    if not cfg.ha.enabled:
+        return None
+    ha = cfg.ha
+    names = [h.name for h in state.inventory]
+    for key, listed in (("members", ha.members), ("etcd", ha.etcd_members)):
+        for i, name in enumerate(listed):
+            if name not in names:
+                raise ConfigError(f"ha.{key}[{i}]: {name!r} is not in the inventory (hosts: {', '.join(names)})")
+    outside = [n for n in names if n not in ha.members and n not in ha.etcd_members]
+    if outside:
+        raise ConfigError(f"ha.members: inventory host {outside[0]!r} is neither a member nor an etcd member")
+    addresses = {
+        n: member_address(ha, n, state.inventory.get_host(n).data.get("ssh_hostname"))
+        for n in dict.fromkeys([*ha.members, *ha.etcd_members])
+    }
+    target = Cluster.of(cfg.cluster)
+    etcd = [f"http://{a}" for a in etcd_hosts(ha, addresses)]
+    units = [target.patroni_unit, target.postgresql_unit, "etcd.service", "haproxy.service", "pgbouncer.service"]
+    files = [ETCD_DEFAULTS, HAPROXY_CONF, PGBOUNCER_INI, PGBOUNCER_USERLIST]
+    restart = (
+        f"patronictl -c {shlex.quote(target.patroni_config)} restart {shlex.quote(ha.scope)} "
+        f"{shlex.quote(host.name)} --pending --force"
+    )
+    return HaContext(
+        addresses=addresses,
+        probe=probe_args(target, ha.scope, etcd, ha.rest_port, units, files),
+        bootstrap=host.name == ha.members[0],
+        restart=restart,
+        etcd=etcd,
+    )
+
+
+def ha_packages(cfg: HearthConfig) -> list[str]:
+    out = []
+    if cfg.ha.enabled:
+        # python3-etcd: Patroni's etcd3 client (its dependency may be met by the Consul one instead)
+        out += ["patroni", "python3-etcd", "etcd-client"]
+        if host.name in cfg.ha.etcd_members:
+            out.append("etcd-server")
+        if cfg.ha.endpoint.enabled:
+            out.append("haproxy")
+    if cfg.pooler.enabled:
+        out.append("pgbouncer")
+    return out
+
+
+def etcd_files(cfg: HearthConfig, ha: HaContext) -> None:
+    """etcd on its members: hearthdb's environment file, then the unit (re)started; a host that is only
+    an etcd member gets its packages here."""
+    if host.name not in cfg.ha.etcd_members:
+        return
+    if host.name not in cfg.ha.members:
+        server.packages(name="etcd packages", names=["etcd-server", "etcd-client"])
+    hanodes.service_file(
+        name="etcd member",
+        path=ETCD_DEFAULTS,
+        content=etcd_environment(cfg.ha, host.name, ha.addresses),
+        unit="etcd.service",
+        probe=ha.probe,
+    )
+
+
+def patroni_files(cfg: HearthConfig, ha: HaContext, target: Cluster, roles: dict, dbs: dict, derived: dict) -> None:
+    """start.conf (Debian never starts the cluster itself), the base file Patroni includes, and
+    Patroni's own configuration (with the replication password: mode 600, never shown)."""
+    conffiles.installed_file(
+        name="start.conf: manual", path=target.start_conf, content="manual\n", mode="644", secret=False
+    )
+    conffiles.installed_file(
+        name="Patroni base configuration",
+        path=target.patroni_base_conf,
+        content=base_conf(target),
+        mode="644",
+        secret=False,
+    )
+    password = roles[cfg.ha.replication_user].password
+    dcs = split_settings(effective_settings(cfg, dbs, derived))[1]
+    content = patroni_config(
+        cfg.ha, host.name, ha.addresses, target, cfg.cluster.listen_addresses, password.unmask(), dcs
+    )
+    conffiles.installed_file(name="Patroni configuration", path=target.patroni_config, content=content)
+
+
+def patroni_cluster(
+    cfg: HearthConfig, ha: HaContext, target: Cluster, dbs: dict, derived: dict, stanza: str | None
+) -> None:
+    """Patroni takes over (or copies) the cluster, its dynamic configuration is converged from the
+    leader, and pending restarts are done by Patroni: replicas first, then the leader."""
+    hanodes.patroni_member(
+        name="Patroni member",
+        target=target,
+        probe=ha.probe,
+        bootstrap=ha.bootstrap,
+        rest_port=cfg.ha.rest_port,
+        etcd=ha.etcd,
+        scope=cfg.ha.scope,
+    )
+    dcs = split_settings(effective_settings(cfg, dbs, derived, stanza))[1]
+    hanodes.dcs_config(
+        name="Patroni dynamic configuration",
+        desired=dcs_config(cfg.ha, dcs),
+        probe=ha.probe,
+        rest_port=cfg.ha.rest_port,
+    )
+    for leader in (False, True):
+        hanodes.pending_restart(
+            name=f"restart pending ({'leader' if leader else 'replicas'})",
+            target=target,
+            probe=ha.probe,
+            scope=cfg.ha.scope,
+            leader=leader,
+        )
+
+
+def pooler_files(cfg: HearthConfig, target: Cluster, dbs: dict, ha: HaContext | None) -> None:
+    """PgBouncer: an empty userlist (every user is looked up), its configuration, the service."""
+    managed = [name for name, spec in dbs.items() if spec.present]
+    tls = None
+    if cfg.tls.enabled:
+        tls = ("require" if cfg.tls.require else "prefer", target.tls_cert, target.tls_key)
+    ini = pgbouncer_ini(cfg.pooler, pooled_databases(cfg.pooler, managed), target, tls)
+    probe = (
+        ha.probe if ha else probe_args(target, "", [], 0, ["pgbouncer.service"], [PGBOUNCER_INI, PGBOUNCER_USERLIST])
+    )
+    conffiles.installed_file(
+        name="PgBouncer userlist (empty: users are looked up)", path=PGBOUNCER_USERLIST, content="", mode="600"
+    )
+    hanodes.service_file(
+        name="PgBouncer",
+        path=PGBOUNCER_INI,
+        content=ini,
+        unit="pgbouncer.service",
+        probe=probe,
+        owner="postgres",
+        mode="640",
     )
 
 
@@ -186,6 +423,10 @@ def validate(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
     if repo_host is not None and host.name == repo_host:
         host.noop("repository host: its backups are validated on the database hosts")
         return
+    ha = ha_context(cfg)
+    if ha is not None and host.name not in cfg.ha.members:
+        host.noop("an etcd member only: validated through the members' Patroni")
+        return
     dbs = desired_databases(cfg)
     roles = desired_roles(cfg, complete_passwords(cfg, passwords))
     postdeploy.validate(
@@ -202,6 +443,8 @@ def validate(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
         cron_database=cron_database_of(cfg),
         backup=cfg.backup if cfg.backup.enabled else None,
         stanza=stanza_name(cfg.backup, host.name) if cfg.backup.enabled else None,
+        ha=cfg.ha if ha is not None else None,
+        probe=ha.probe if ha is not None else None,
     )
 
 

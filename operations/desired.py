@@ -17,6 +17,7 @@ from .config import (
     ai_database,
     cron_database_of,
     declared_role_names,
+    system_roles,
 )
 from .sizing import Resources, derive
 
@@ -74,6 +75,9 @@ class DatabaseSpec(Database):
 
 
 def _role_defaults(cfg: HearthConfig, name: str) -> dict:
+    system = system_roles(cfg).get(name)
+    if system is not None:
+        return {k: getattr(system, k) for k in system.model_fields_set}
     if cfg.shared_db.enabled and name == cfg.shared_db.owner:
         groups = (["pg_monitor"] if cfg.shared_db.monitor else []) + (
             ["pg_read_all_data"] if cfg.shared_db.read_ai_data else []

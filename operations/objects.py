@@ -34,7 +34,7 @@ def _command(target: Cluster, phase: Phase) -> StringCommand:
 
 
 @operation()
-def cluster_objects(desired: ClusterDesired, target: Cluster):
+def cluster_objects(desired: ClusterDesired, target: Cluster, replica_copy: bool = False):
     """
     Converge what lives inside the cluster, phase by phase (`plan.PHASES`): take back ALTER SYSTEM
     overrides of managed parameters; create roles and converge their attributes, password (a SCRAM
@@ -44,10 +44,15 @@ def cluster_objects(desired: ClusterDesired, target: Cluster):
 
     + desired: the declared roles, databases, bundles and targets (`plan.ClusterDesired`)
     + target: the cluster
+    + replica_copy: a Patroni member that gets its cluster as a copy of the leader: nothing to do while
+      it has none
     """
     reading = read_cluster(target, visit=True)
     status = reading.get("status")
     if status != "online" or reading.get("port") != target.port:
+        if replica_copy:  # Patroni starts it; a member not yet copied has nothing to converge
+            host.noop(f"SQL objects: {target.key} does not run here yet (Patroni starts it)")
+            return
         if state.is_executing:
             yield fail(f"cluster {target.key} is not running (stopped during the deploy?); run the deploy again")
             return
@@ -56,6 +61,9 @@ def cluster_objects(desired: ClusterDesired, target: Cluster):
             host.noop(f"SQL objects: {STOPPED}")
             return
         # no cluster yet (a new host): everything is to be created
+    if (reading.get("server") or {}).get("in_recovery"):
+        host.noop("SQL objects: a replica (they are converged on the leader)")
+        return
     have = reading.get("roles") or {}
     prewarm([(r.password.unmask(), (have.get(n) or {}).get("scram")) for n, r in desired.roles.items() if r.password])
     phases = [p for p in plan_cluster(desired, reading) if p.changes]

@@ -12,6 +12,7 @@ from psycopg import sql
 
 from .desired import ROLE_FLAGS, DatabaseSpec, RoleSpec
 from .errors import PlanError
+from .ha import Ha, Pooler, plan_access_functions
 from .jobs import plan_jobs
 from .migrations import Migration, plan_migrations
 from .privileges import new_database_privileges, plan_privileges
@@ -245,6 +246,8 @@ class ClusterDesired:
     allow_drop: bool = False
     managed_settings: tuple[str, ...] = ()  # parameters the conf.d file sets
     cron_database: str | None = None  # where pg_cron keeps the jobs (config.cron_database_of)
+    ha: Ha | None = None  # pg_rewind's grants for the replication role
+    pooler: Pooler | None = None  # PgBouncer's lookup function
 
 
 @dataclass(frozen=True)
@@ -267,6 +270,7 @@ PHASES = (
     "databases",
     "extensions",
     "privileges",
+    "access functions",
     "scheduled jobs",
     "absent roles",
     "schema migrations",
@@ -341,6 +345,7 @@ def plan_cluster(desired: ClusterDesired, reading: dict[str, Any]) -> list[Phase
         plan_databases(desired.databases, dbs, desired.allow_drop),
         plan_extensions(with_extensions, dbs, reading.get("available_extensions")),
         plan_all_privileges(desired.databases, dbs),
+        plan_access_functions(desired.ha, desired.pooler, reading.get("functions")),
         plan_cron(desired, dbs),
         plan_role_drops(desired.roles, roles, desired.allow_drop),
         migrations,

@@ -15,6 +15,8 @@ from pyinfra.api import StringCommand, operation
 from .backups import read_backup_state
 from .desired import DatabaseSpec, RoleSpec
 from .facts import PSQL_USER, DebPackageStatus, read_cluster
+from .ha import Ha, replica_checks
+from .hanodes import HaState
 from .migrations import Migration
 from .pgbackrest import Backup, archive_checks
 from .psql import SqlCommand
@@ -49,6 +51,8 @@ def validate(
     cron_database: str | None = None,
     backup: Backup | None = None,
     stanza: str | None = None,
+    ha: Ha | None = None,
+    probe: str | None = None,
 ):
     """
     Run the named boolean checks, record each in eng_patterns, print a compact table, and fail the
@@ -65,6 +69,9 @@ def validate(
     + target: the cluster
     + cron_database: where pg_cron keeps the declared jobs (None: no jobs)
     + backup, stanza: the declared backup section and this host's stanza (when backups are declared)
+    + ha, probe: the declared ha section and the HaState argument: each member checks that Patroni runs
+      it; the leader checks the replicas (`ha.replica_checks`) and records, a replica records nothing
+      (it is read-only; the leader's record covers the cluster)
     """
     yield from ()  # an operation is a generator, even one that never yields a command
     if not state.is_executing:
@@ -106,7 +113,22 @@ def validate(
             )
             lines += output.stdout_lines
         checks += login_checks(pairs, lines)
-    if online:
+    replica = False
+    if ha is not None and probe is not None:
+        hs = host.get_fact(HaState, probe=probe)
+        units = hs.get("units") or {}
+        runs = bool((units.get(target.patroni_unit) or {}).get("active"))
+        runs = runs and not (units.get(target.postgresql_unit) or {}).get("enabled")
+        checks.append(Check("ha_patroni", host.name, runs, "Patroni does not manage the cluster alone"))
+        replica = (st.get("server") or {}).get("in_recovery") is True
+        if not replica:
+            checks += [
+                Check(kind, ha.scope, ok, f"GET /cluster: {kind} false")
+                for kind, ok in replica_checks(ha, hs.get("cluster")).items()
+            ]
+    if online and replica:
+        where = "not recorded here: a replica (the leader records)"
+    elif online:
         statements = record_statements(checks, host.name, run_id, shared=shared_database is not None)
         record = SqlCommand(target.port, statements, database=shared_database or "postgres")
         ok, output = host.run_shell_command(record, **record.connector_arguments)

@@ -2,6 +2,7 @@
 so parsing never splits psql output on separators."""
 
 from .config import DATABASE_ATTRIBUTES, ROLE_ATTRIBUTES
+from .ha import AUTH_FUNCTION, AUTH_SCHEMA, REWIND_FUNCTIONS
 from .target import CONF_D_NAME
 
 # Each role attribute under its model name, from its pg_authid column.
@@ -26,7 +27,13 @@ SELECT json_build_object(
     'settings_not_applied', (SELECT json_agg(name ORDER BY name) FROM pg_file_settings
                              WHERE NOT applied AND sourcefile LIKE '%/conf.d/{conf_d}'),
     'alter_system', (SELECT json_agg(DISTINCT name) FROM pg_file_settings
-                     WHERE sourcefile LIKE '%/postgresql.auto.conf')),
+                     WHERE sourcefile LIKE '%/postgresql.auto.conf'),
+    'in_recovery', pg_is_in_recovery()),
+  'functions', (SELECT json_object_agg(replace(p.oid::regprocedure::text, ' ', ''), json_build_object(
+    'src', p.prosrc, 'secdef', p.prosecdef, 'config', p.proconfig, 'acl', p.proacl::text[],
+    'schema_acl', n.nspacl::text[]))
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE replace(p.oid::regprocedure::text, ' ', '') IN ({access_functions})),
   'roles', (SELECT json_object_agg(a.rolname, json_build_object(
     {role_flags}, 'connection_limit', a.rolconnlimit,
     'scram', CASE WHEN a.rolpassword ~ '^SCRAM-SHA-256\$[0-9]+:' THEN json_build_object(
@@ -54,6 +61,9 @@ SELECT json_build_object(
 """.strip()
 SERVER_QUERY = SERVER_QUERY.replace("{conf_d}", CONF_D_NAME).replace("{role_flags}", _ROLE_FLAGS)
 SERVER_QUERY = SERVER_QUERY.replace("{database_fields}", _DATABASE_FIELDS)
+# pg_rewind's functions and the pooler's lookup function, as regprocedure prints them
+_ACCESS = [*REWIND_FUNCTIONS, f"{AUTH_SCHEMA}.{AUTH_FUNCTION}(text)"]
+SERVER_QUERY = SERVER_QUERY.replace("{access_functions}", ", ".join(f"'{f}'" for f in _ACCESS))
 
 # Per database, run after `\connect`: its installed extensions and their versions, and the privileges
 # `privileges.plan_privileges` reads: every schema's owner and ACL; per schema and kind (tables, sequences,

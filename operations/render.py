@@ -7,6 +7,7 @@ import jinja2
 from .catalog import preload_for
 from .config import HearthConfig, Scalar, cron_database_of
 from .desired import DatabaseSpec
+from .ha import split_settings
 from .jobs import cron_settings
 from .paths import TEMPLATES
 from .pgbackrest import archive_settings
@@ -77,12 +78,20 @@ def settings_content(
     databases: dict[str, DatabaseSpec],
     derived: dict[str, Scalar] | None = None,
     stanza: str | None = None,
+    patroni: bool = False,
 ) -> str:
-    items = [(k, conf_value(v)) for k, v in effective_settings(cfg, databases, derived, stanza).items()]
+    """The conf.d file; on a Patroni member without the parameters Patroni owns (they go to its dynamic
+    configuration, `ha.split_settings`)."""
+    settings = effective_settings(cfg, databases, derived, stanza)
+    if patroni:
+        settings = split_settings(settings)[0]
+    items = [(k, conf_value(v)) for k, v in settings.items()]
     return _env.get_template("postgresql.conf.j2").render(settings=items)
 
 
-def hba_content(cfg: HearthConfig) -> str:
+def hba_content(cfg: HearthConfig, extra: list[str] | None = None) -> str:
+    """pg_hba.conf: postgres by peer, then `extra` (the rules of ha and pooler, `ha.hba_lines`), then the
+    declared rules."""
     # with tls.require, TCP rules only match encrypted connections
     rules = [r.model_copy(update={"type": "hostssl"}) if cfg.tls.require and r.type == "host" else r for r in cfg.hba]
-    return _env.get_template("pg_hba.conf.j2").render(rules=rules)
+    return _env.get_template("pg_hba.conf.j2").render(rules=rules, extra=extra or [])

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from pyinfra.api import HiddenValue
 
-from .config import HearthConfig, declared_role_names
+from .config import HearthConfig, declared_role_names, system_roles
 from .errors import ConfigError
 from .paths import ROOT
 
@@ -36,8 +36,9 @@ def secrets_path(cfg: HearthConfig) -> Path:
 def password_roles(cfg: HearthConfig) -> list[str]:
     """Present roles that have a password: login roles unless `password: false`."""
     out = []
+    system = system_roles(cfg)
     for name in declared_role_names(cfg):
-        role = cfg.roles.get(name)
+        role = cfg.roles.get(name) or system.get(name)
         login = role.login if role else True
         wanted = role.password if role and role.password is not None else login
         if wanted and (role is None or role.state == "present"):

@@ -39,7 +39,7 @@ def packages(names: list[str]):
 
 
 @operation()
-def cluster(target: Cluster, locale: str, encoding: str, data_checksums: bool):
+def cluster(target: Cluster, locale: str, encoding: str, data_checksums: bool, create: bool = True):
     """
     Ensure a Debian postgresql-common cluster exists (created stopped, so that its settings are in
     place before its first start: `running` starts it). An existing cluster is never re-initialised:
@@ -49,6 +49,7 @@ def cluster(target: Cluster, locale: str, encoding: str, data_checksums: bool):
       existing cluster is an error)
     + locale, encoding: set at creation for template databases
     + data_checksums: initdb --data-checksums
+    + create: False on a Patroni member that does not bootstrap: Patroni copies the leader instead
 
     **Example:**
 
@@ -59,6 +60,9 @@ def cluster(target: Cluster, locale: str, encoding: str, data_checksums: bool):
     """
     have = read_cluster(target)
     key = target.key
+    if have.get("status") == "missing" and not create:
+        host.noop(f"cluster {key}: Patroni copies it from the leader")
+        return
     if have.get("status") == "missing":
         checksums = " -- --data-checksums" if data_checksums else ""
         yield StringCommand(

@@ -13,10 +13,16 @@ from typing import Any
 # hearthdb's own files in Debian's drop-in directories
 CONF_D_NAME = "50-hearthdb.conf"
 CREATECLUSTER_CONF = f"/etc/postgresql-common/createcluster.d/{CONF_D_NAME}"
+PATRONI_BASE_NAME = "hearthdb-base.conf"
 TLS_CERT_NAME = "hearthdb-server.crt"
 TLS_KEY_NAME = "hearthdb-server.key"
 # pgBackRest (backup section): hearthdb owns the first configuration file pgBackRest reads
 PGBACKREST_CONF = "/etc/pgbackrest/pgbackrest.conf"
+# the HA stack (ha, pooler): the tools' own files, owned by hearthdb
+ETCD_DEFAULTS = "/etc/default/etcd"
+HAPROXY_CONF = "/etc/haproxy/haproxy.cfg"
+PGBOUNCER_INI = "/etc/pgbouncer/pgbouncer.ini"
+PGBOUNCER_USERLIST = "/etc/pgbouncer/userlist.txt"
 PGBACKREST_SPOOL = "/var/spool/pgbackrest"
 PGBACKREST_LOG = "/var/log/pgbackrest"
 SYSTEMD_UNITS = "/etc/systemd/system"
@@ -63,6 +69,40 @@ class Cluster:
     @property
     def hba_file(self) -> str:
         return f"{self.etc}/pg_hba.conf"
+
+    @property
+    def ident_file(self) -> str:
+        return f"{self.etc}/pg_ident.conf"
+
+    @property
+    def start_conf(self) -> str:
+        return f"{self.etc}/start.conf"
+
+    @property
+    def patroni_base_conf(self) -> str:
+        """Patroni's `custom_conf`: the base file its postgresql.conf includes (ha)."""
+        return f"{self.etc}/{PATRONI_BASE_NAME}"
+
+    @property
+    def patroni_instance(self) -> str:
+        """Debian's instance name, `17-main`: unit patroni@17-main, file /etc/patroni/17-main.yml."""
+        return f"{self.version}-{self.name}"
+
+    @property
+    def patroni_config(self) -> str:
+        return f"/etc/patroni/{self.patroni_instance}.yml"
+
+    @property
+    def patroni_unit(self) -> str:
+        return f"patroni@{self.patroni_instance}.service"
+
+    @property
+    def postgresql_unit(self) -> str:
+        return f"postgresql@{self.patroni_instance}.service"
+
+    @property
+    def patroni_pgpass(self) -> str:
+        return f"/var/lib/postgresql/.hearthdb-patroni-{self.patroni_instance}.pgpass"
 
     @property
     def tls_cert(self) -> str:
