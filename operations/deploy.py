@@ -545,3 +545,20 @@ def drill(cfg: HearthConfig, spec: str | None = None) -> None:
             target=Cluster.of(cfg.cluster),
             shared_database=shared_database(cfg),
         )
+
+
+@deploy("hearthdb switchover")
+def switchover(cfg: HearthConfig, to: str | None) -> None:
+    """Hand the leadership to member `to` (`pyinfra inventory.py switchover.py --data to=HOST`): run
+    by the current leader through Patroni; every other host has nothing to do."""
+    ha = ha_context(cfg)
+    if ha is None:
+        raise ConfigError("switchover: the ha section is not enabled")
+    if not to or to not in cfg.ha.members:
+        raise ConfigError(f"switchover: --data to=HOST must name a member ({', '.join(cfg.ha.members)}); got {to!r}")
+    if host.name not in cfg.ha.members:
+        host.noop("an etcd member only")
+        return
+    hanodes.switchover(
+        name=f"switchover to {to}", target=Cluster.of(cfg.cluster), probe=ha.probe, scope=cfg.ha.scope, to=to
+    )

@@ -375,10 +375,10 @@ def haproxy_config(ha: Ha, addresses: dict[str, str], backend_port: int) -> str:
     head = """# Managed by hearthdb (ha.endpoint): do not edit.
 global
     log /dev/log local0
-    maxconn 20000
+    # clients at once per member (each takes two descriptors; systemd's limit for the unit is far above)
+    maxconn 4000
     user haproxy
     group haproxy
-    daemon
 
 defaults
     log global

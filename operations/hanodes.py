@@ -15,7 +15,7 @@ from pyinfra.api import FactBase, StringCommand, operation
 from .conffiles import write_command
 from .facts import PgClusters
 from .ha import NAMESPACE, dcs_patch
-from .report import show_plan
+from .report import fail, show_plan
 from .target import Cluster
 
 # One python3 process (Patroni's package brings python3) reads everything an HA operation decides on:
@@ -288,3 +288,53 @@ def debian_running(target: Cluster, probe: str, bootstrap: bool):
         host.noop(f"cluster {target.key} is running")
         return
     yield f"pg_ctlcluster {target.shell_args} start"
+
+
+@operation()
+def switchover(target: Cluster, probe: str, scope: str, to: str):
+    """
+    A planned switchover through Patroni, from the leader (other members: nothing to do); it waits until
+    `to` leads. Refused when `to` already leads or is not a streaming member.
+
+    + target, probe, scope: the cluster
+    + to: the member that takes over
+    """
+    st = host.get_fact(HaState, probe=probe)
+    me = st.get("patroni") or {}
+    if me.get("role") not in ("primary", "master"):
+        host.noop("not the leader: the leader hands over")
+        return
+    if host.name == to:
+        host.noop(f"{to} leads already")
+        return
+    members = {m.get("name"): m for m in (st.get("cluster") or {}).get("members") or []}
+    if (members.get(to) or {}).get("state") != "streaming":
+        state_of = (members.get(to) or {}).get("state", "not a member")
+        yield fail(f"switchover: {to} is {state_of}, not a streaming replica; nothing was changed")
+        return
+    sync = [n for n, m in members.items() if m.get("role") == "sync_standby"]
+    if sync and to not in sync:
+        yield fail(
+            f"switchover: in synchronous mode only the synchronous standby ({', '.join(sync)}) can take over "
+            f"without losing a commit, not {to}; nothing was changed"
+        )
+        return
+    show_plan("switchover", [f"{host.name} hands the leadership of {scope} to {to}"])
+    # patronictl exits 0 even when Patroni refuses: success is the leader key naming `to`
+    leader_is = (
+        f"patronictl -c {shlex.quote(target.patroni_config)} list {shlex.quote(scope)} -f json | "
+        f"python3 -c {shlex.quote(_LEADS)} {shlex.quote(to)}"
+    )
+    yield StringCommand(
+        f"set -eu; patronictl -c {shlex.quote(target.patroni_config)} switchover {shlex.quote(scope)} "
+        f"--leader {shlex.quote(host.name)} --candidate {shlex.quote(to)} --force >&2; "
+        + _wait(leader_is, 60, f"{to} leading and running")
+    )
+
+
+_LEADS = (
+    "import json, sys\n"
+    "m = {x['Member']: x for x in json.load(sys.stdin)}\n"
+    "me = m.get(sys.argv[1], {})\n"
+    "sys.exit(0 if me.get('Role') == 'Leader' and me.get('State') == 'running' else 1)\n"
+)
