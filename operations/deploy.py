@@ -238,9 +238,11 @@ def ha_context(cfg: HearthConfig) -> HaContext | None:
     etcd = [f"http://{a}" for a in etcd_hosts(ha, addresses)]
     units = [target.patroni_unit, target.postgresql_unit, "etcd.service", "haproxy.service", "pgbouncer.service"]
     files = [ETCD_DEFAULTS, HAPROXY_CONF, PGBOUNCER_INI, PGBOUNCER_USERLIST]
+    # before Patroni takes over (a host being converted) Debian's tools still restart it
     restart = (
+        f"if systemctl is-active -q {shlex.quote(target.patroni_unit)}; then "
         f"patronictl -c {shlex.quote(target.patroni_config)} restart {shlex.quote(ha.scope)} "
-        f"{shlex.quote(host.name)} --pending --force"
+        f"{shlex.quote(host.name)} --pending --force; else pg_ctlcluster {target.shell_args} restart; fi"
     )
     return HaContext(
         addresses=addresses,

@@ -58,8 +58,10 @@ def infra_host(name: str) -> Any:
     return testinfra.get_host(f"ssh://{name}", ssh_config=str(api.ssh_config_path()))
 
 
-def ssh(name: str, command: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    return api.ssh(name, command, stdin=stdin, check=check)
+def ssh(
+    name: str, command: str, stdin: str | None = None, check: bool = True, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    return api.ssh(name, command, stdin=stdin, check=check, timeout=timeout)
 
 
 def psql_json(name: str, query: str, database: str = "postgres", port: int = 5432) -> Any:
