@@ -73,9 +73,13 @@ class Writer:
             time.sleep(0.05)
 
 
-def endpoint_dsn(addresses: list[str], port: int, dbname: str, user: str, password: str) -> str:
+def endpoint_dsn(
+    addresses: list[str], port: int, dbname: str, user: str, password: str, attrs: str | None = None
+) -> str:
     """Every member's endpoint in one libpq string: a client goes on to the next HAProxy when the host it
-    used is gone, and `read-write` refuses a server that is not the leader."""
+    used is gone. The endpoint routes to the leader itself; `attrs` (target_session_attrs, e.g.
+    read-write) is for strings that list the servers themselves (port 5432), not for the pooler: PgBouncer
+    reports the hot-standby state its pooled connection had when it was opened."""
     hosts = ",".join(addresses)
     ports = ",".join(str(port) for _ in addresses)
     return psycopg.conninfo.make_conninfo(
@@ -85,5 +89,5 @@ def endpoint_dsn(addresses: list[str], port: int, dbname: str, user: str, passwo
         user=user,
         password=password,
         connect_timeout="2",
-        target_session_attrs="read-write",
+        **({"target_session_attrs": attrs} if attrs else {}),
     )

@@ -96,8 +96,6 @@ def converge(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
     )
 
     lock.take_lock(name="deploy lock")
-    if ha is not None:
-        etcd_files(cfg, ha)
     cluster_files(cfg, target, dbs, derived, stanza, repo_host, ha)
     if ha is None:
         server.running(name=f"cluster {target.key} running", target=target)
@@ -175,6 +173,8 @@ def cluster_files(
         secret=False,
     )
     server.packages(name="PostgreSQL packages", names=package_names(cfg, dbs) + ha_packages(cfg))
+    if ha is not None:
+        etcd_files(cfg, ha)
     server.cluster(
         name=f"cluster {target.key}",
         target=target,
