@@ -7,6 +7,8 @@ writing bench/results/<name>.json and <name>.png.
     .venv/bin/python bench/bench.py vector      # HNSW build and queries: derived config vs Debian's stock config
     .venv/bin/python bench/bench.py memory      # the pp schema with 100k memories: create, read, search
     .venv/bin/python bench/bench.py backup      # pgBackRest on ~2 GB of 1536-d rows: backup, restore, RPO
+    .venv/bin/python bench/bench.py ha          # Patroni failover and switchover under a writer, 3 members
+    .venv/bin/python bench/bench.py pooler      # pgbench through PgBouncer vs direct, persistent and -C
     .venv/bin/python bench/bench.py all
 
     .venv/bin/python bench/bench.py noop --before REV --no-peers    # hearthdb at git revision REV beside this tree
@@ -21,7 +23,8 @@ floor, built-ins and Ansible; converge: built-ins and Ansible, the floor stays).
 HEARTHDB_BENCH_HOST (default hdb1) names the lab host that converge, noop, vector and memory use;
 HEARTHDB_BENCH_FLEET (default "hdb3 hdb4 hdb5 hdb6 hdb7", or --hosts) the hosts of fleet;
 HEARTHDB_BENCH_BACKUP (default "hdb4 hdb5 hdb6") backup's database, repository and second database host;
-HEARTHDB_BENCH_FORGE (default hdb3) the host of forge.
+HEARTHDB_BENCH_FORGE (default hdb3) the host of forge; HEARTHDB_BENCH_HA (default "hdb3 hdb4 hdb5") the members of
+ha; HEARTHDB_BENCH_POOLER (default "hdb6 hdb7") pooler's database host and the client host running pgbench.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -1133,6 +1137,228 @@ def pool_acquire(dsn: str, clients: int, per_client: int) -> dict[str, float]:
     return out
 
 
+HA_HOSTS = os.environ.get("HEARTHDB_BENCH_HA", "hdb3 hdb4 hdb5").replace(",", " ").split()
+PATRONICTL = "patronictl -c /etc/patroni/17-main.yml"
+LAN = [
+    {"type": "local", "database": "all", "user": "all", "method": "scram-sha-256"},
+    {"type": "host", "database": "all", "user": "all", "address": "10.213.7.0/24"},
+]
+
+
+def patroni_members(hosts: list[str]) -> dict[str, dict[str, Any]]:
+    for h in hosts:
+        out = api.ssh(h, f"{PATRONICTL} list -f json", check=False, timeout=20)
+        if out.returncode == 0:
+            return {m["Member"]: m for m in json.loads(out.stdout)}
+    return {}
+
+
+def wait_members(hosts: list[str], condition: Callable[[dict[str, dict[str, Any]]], bool], timeout: float) -> float:
+    t = time.monotonic()
+    while not condition(patroni_members(hosts)):
+        if time.monotonic() - t > timeout:
+            raise SystemExit(f"cluster not as expected within {timeout} s: {patroni_members(hosts)}")
+        time.sleep(0.5)
+    return time.monotonic() - t
+
+
+def all_streaming(m: dict[str, dict[str, Any]]) -> bool:
+    return (
+        len(m) == 3
+        and sum(x["Role"] == "Leader" for x in m.values()) == 1
+        and all(x["State"] in ("running", "streaming") for x in m.values())
+        and any(x["Role"] == "Sync Standby" for x in m.values())
+    )
+
+
+def bench_ha(runs: int = 5, default_runs: int = 3) -> dict[str, Any]:
+    """Patroni + etcd on three lab hosts, clients on the controller writing through the endpoint: seconds from
+    the leader's power loss to the first acknowledged write (hearthdb's ttl 15 / loop_wait 3 beside Patroni's
+    defaults 30 / 10), acknowledged commits lost (synchronous mode), and a switchover's write gap."""
+    from lab.writer import Writer, endpoint_dsn
+
+    up(max(host_index(h) for h in HA_HOSTS))
+    addresses = {h: api.reset(h, layer="ha")["address"] for h in HA_HOSTS}
+    names = ais(2)
+    cfg = {
+        "ai_names": names,
+        "cluster": {"listen_addresses": ["*"]},
+        "hba": LAN,
+        "ha": {"enabled": True, "members": HA_HOSTS},
+        "pooler": {"enabled": True},
+    }
+    pw = passwords(["hearthminds", *names, "replicator"])
+    bootstrap, _ = pyinfra(HA_HOSTS, cfg, "-y")
+    noop, _ = pyinfra(HA_HOSTS, cfg, "-y")
+    dsn = endpoint_dsn([addresses[h] for h in HA_HOSTS], 5000, f"{names[0]}_db", names[0], pw[names[0]])
+    Writer(dsn).create()
+
+    def failover() -> dict[str, Any]:
+        wait_members(HA_HOSTS, all_streaming, 180)
+        members = patroni_members(HA_HOSTS)
+        old = next(n for n, m in members.items() if m["Role"] == "Leader")
+        writer = Writer(dsn).start()
+        writer.wait_acks(50)
+        killed = time.monotonic()
+        api.power_kill(old)
+        writer.wait_acks(50, timeout=180)
+        writer.stop()
+        took = writer.first_ack_after(killed)
+        new = next(n for n, m in patroni_members(HA_HOSTS).items() if m["Role"] == "Leader")
+        ids = [i for i, _ in writer.acked]
+        with psycopg_connect(addresses[new], names[0], pw[names[0]]) as c:
+            have = c.execute("SELECT count(*) FROM drill_writes WHERE id = ANY(%s)", (ids,)).fetchone()[0]
+        api.power_on(old)
+        rejoin = wait_members(HA_HOSTS, lambda m: m.get(old, {}).get("State") == "streaming", 300)
+        timeline = [round(at - killed, 2) for _, at in writer.acked]
+        return {
+            "seconds": round(took or -1, 2),
+            "lost": len(ids) - have,
+            "rejoin_s": round(rejoin, 1),
+            "acks": timeline,
+        }
+
+    def switchover() -> float:
+        wait_members(HA_HOSTS, all_streaming, 180)
+        members = patroni_members(HA_HOSTS)
+        old = next(n for n, m in members.items() if m["Role"] == "Leader")
+        to = next(n for n, m in members.items() if m["Role"] == "Sync Standby")
+        writer = Writer(dsn).start()
+        writer.wait_acks(50)
+        t = time.monotonic()
+        pyinfra(HA_HOSTS, cfg, "-y", "--data", f"to={to}", entry="switchover.py")
+        writer.wait_acks(50, timeout=60)
+        writer.stop()
+        acks = [at for _, at in writer.acked]
+        gap = max(b - a for a, b in itertools.pairwise(acks) if b > t - 1)
+        wait_members(HA_HOSTS, lambda m: m.get(old, {}).get("State") == "streaming", 120)
+        return round(gap, 2)
+
+    ours = [failover() for _ in range(runs)]
+    switch = [switchover() for _ in range(runs)]
+    defaults = {**cfg, "ha": {**cfg["ha"], "ttl": 30, "loop_wait": 10, "retry_timeout": 10}}
+    pyinfra(HA_HOSTS, defaults, "-y")
+    theirs = [failover() for _ in range(default_runs)]
+    pyinfra(HA_HOSTS, cfg, "-y")
+    med = statistics.median
+    data = {
+        "bootstrap_s": round(bootstrap, 1),
+        "noop_rerun_s": round(noop, 1),
+        "failover_s": [r["seconds"] for r in ours],
+        "failover_median_s": med(r["seconds"] for r in ours),
+        "failover_patroni_defaults_s": [r["seconds"] for r in theirs],
+        "failover_patroni_defaults_median_s": med(r["seconds"] for r in theirs),
+        "acknowledged_lost": sum(r["lost"] for r in ours + theirs),
+        "rejoin_s": [r["rejoin_s"] for r in ours],
+        "switchover_write_gap_s": switch,
+        "switchover_median_s": med(switch),
+        "first_failover_acks": ours[0]["acks"],
+    }
+    data["defaults_over_ours"] = ratio(data["failover_patroni_defaults_median_s"], data["failover_median_s"])
+    show(
+        "ha (3 members, writer on the controller through the endpoint)",
+        ["", "median s", "runs"],
+        [
+            ["failover, hearthdb ttl 15", data["failover_median_s"], " ".join(map(str, data["failover_s"]))],
+            [
+                "failover, Patroni defaults",
+                data["failover_patroni_defaults_median_s"],
+                " ".join(map(str, data["failover_patroni_defaults_s"])),
+            ],
+            ["switchover write gap", data["switchover_median_s"], " ".join(map(str, switch))],
+        ],
+    )
+
+    def plot(ax: Any) -> None:
+        acks = data["first_failover_acks"]
+        edges = [x / 2 for x in range(int(min(acks) * 2) - 1, int(max(acks) * 2) + 2)]
+        ax.hist(acks, bins=edges, color=BLUE)
+        ax.axvline(0, color=ORANGE, linestyle="--", label="leader's host power-killed")
+        ax.axvline(data["failover_s"][0], color=GREEN, linestyle=":", label="first write on the new leader")
+        ax.set_xlabel("seconds from the power loss")
+        ax.set_ylabel("commits acknowledged per 0.5 s")
+        ax.set_title(f"Writer through the endpoint across a failover ({data['acknowledged_lost']} acknowledged lost)")
+        ax.legend(loc="lower right")
+
+    save("ha", {k: v for k, v in data.items()}, plot, size=(8, 4))
+    return {k: v for k, v in data.items() if k != "first_failover_acks"}
+
+
+def psycopg_connect(addr: str, role: str, password: str, port: int = 5432, db: str | None = None) -> Any:
+    import psycopg
+
+    return psycopg.connect(host=addr, port=port, dbname=db or f"{role}_db", user=role, password=password)
+
+
+POOLER_HOSTS = os.environ.get("HEARTHDB_BENCH_POOLER", "hdb6 hdb7").replace(",", " ").split()
+
+
+def bench_pooler(seconds: int = 10, clients: int = 8) -> dict[str, Any]:
+    """pgbench on a client lab host against a database host: direct (5432) vs through PgBouncer (6432), SCRAM
+    both ways; select-only transactions over persistent connections (added p50 latency) and with a new
+    connection per transaction (-C, throughput)."""
+    db_host, client = POOLER_HOSTS
+    up(max(host_index(h) for h in POOLER_HOSTS))
+    addr = api.reset(db_host, layer="postgresql")["address"]
+    api.reset(client, layer="postgresql")
+    names = ais(2)
+    cfg = {"ai_names": names, "cluster": {"listen_addresses": ["*"]}, "hba": LAN, "pooler": {"enabled": True}}
+    pw = passwords(["hearthminds", *names])
+    pyinfra([db_host], cfg, "-y")
+    role, db = names[0], f"{names[0]}_db"
+    ssh(client, "umask 077; cat > /root/.pgpass", stdin=f"{addr}:*:*:{role}:{pw[role]}\n")
+    bench = "/usr/lib/postgresql/17/bin/pgbench"
+    ssh(client, f"{bench} -i -s 10 -q -h {addr} -p 5432 -U {role} {db} 2>&1 | tail -1")
+
+    def run(port: int, *extra: str) -> dict[str, float]:
+        out = ssh(
+            client,
+            f"cd /tmp && rm -f pgbench_log.*; {bench} -n -S -M extended -c {clients} -j 2 -T {seconds} -l "
+            f"-h {addr} -p {port} -U {role} {' '.join(extra)} {db} | grep -E '^(tps|latency average)'; "
+            "cat pgbench_log.* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {print \"p50\", a[int(NR/2)]}'",
+        ).stdout
+        tps = float(re.search(r"tps = ([\d.]+)", out).group(1))
+        p50 = float(re.search(r"^p50 (\d+)", out, re.M).group(1)) / 1000  # pgbench logs microseconds
+        return {"tps": round(tps, 1), "p50_ms": round(p50, 3)}
+
+    direct, pooled = run(5432), run(6432)
+    direct_c, pooled_c = run(5432, "-C"), run(6432, "-C")
+    data = {
+        "clients": clients,
+        "seconds": seconds,
+        "persistent": {
+            "direct": direct,
+            "pooler": pooled,
+            "added_p50_ms": round(pooled["p50_ms"] - direct["p50_ms"], 3),
+        },
+        "connect_per_transaction": {
+            "direct": direct_c,
+            "pooler": pooled_c,
+            "tps_ratio": ratio(pooled_c["tps"], direct_c["tps"]),
+        },
+    }
+    show(
+        f"pooler (pgbench -S, {clients} clients, {seconds} s, from {client})",
+        ["", "direct tps", "pooler tps", "direct p50 ms", "pooler p50 ms"],
+        [
+            ["persistent", direct["tps"], pooled["tps"], direct["p50_ms"], pooled["p50_ms"]],
+            ["-C (connect each)", direct_c["tps"], pooled_c["tps"], direct_c["p50_ms"], pooled_c["p50_ms"]],
+        ],
+    )
+
+    def plot(ax: Any) -> None:
+        grouped(
+            ax,
+            ["persistent", "connect per transaction (-C)"],
+            [("direct", [direct["tps"], direct_c["tps"]], GREY), ("PgBouncer", [pooled["tps"], pooled_c["tps"]], BLUE)],
+            "transactions per second",
+            f"pgbench -S, {clients} clients: pooler/direct with -C {data['connect_per_transaction']['tps_ratio']}{X}",
+        )
+
+    save("pooler", data, plot)
+    return data
+
+
 def hashlib_md5(text: str) -> str:
     return hashlib.md5(text.encode()).hexdigest()
 
@@ -1145,6 +1371,8 @@ BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "memory": lambda o: bench_memory(),
     "backup": lambda o: bench_backup(),
     "forge": lambda o: bench_forge(),
+    "ha": lambda o: bench_ha(),
+    "pooler": lambda o: bench_pooler(),
 }
 BEFORE_AFTER = ("converge", "noop")
 

@@ -28,6 +28,7 @@ from operations.facts import (
     SshHostKeys,
     SystemdUnits,
 )
+from operations.hanodes import HaState
 
 FIXTURES = Path(__file__).parent / "facts"
 FACTS: dict[str, type[FactBase]] = {
@@ -42,6 +43,7 @@ FACTS: dict[str, type[FactBase]] = {
         SshHostKeys,
         SystemdUnits,
         RepositoryAccount,
+        HaState,
     )
 }
 

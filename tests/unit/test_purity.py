@@ -25,6 +25,7 @@ PURE = [
     "operations.tls",
     "operations.pgbackrest",
     "operations.privileges",
+    "operations.ha",
     "operations.jobs",
 ]
 
