@@ -89,5 +89,11 @@ def endpoint_dsn(
         user=user,
         password=password,
         connect_timeout="2",
+        # a host that loses power sends no reset: without these a client waits on its socket for minutes
+        keepalives="1",
+        keepalives_idle="1",
+        keepalives_interval="1",
+        keepalives_count="2",
+        tcp_user_timeout="2000",
         **({"target_session_attrs": attrs} if attrs else {}),
     )

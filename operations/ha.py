@@ -258,7 +258,14 @@ def patroni_config(
         "scope": ha.scope,
         "namespace": NAMESPACE,
         "name": me,
-        "restapi": {"listen": f"0.0.0.0:{ha.rest_port}", "connect_address": f"{mine}:{ha.rest_port}"},
+        # health checks (GET) answer anyone; the calls that change something (switchover, restart,
+        # PATCH /config) only this host and the members
+        "restapi": {
+            "listen": f"0.0.0.0:{ha.rest_port}",
+            "connect_address": f"{mine}:{ha.rest_port}",
+            "allowlist": ["127.0.0.1/32", "::1/128"],
+            "allowlist_include_members": True,
+        },
         "etcd3": {"hosts": etcd_hosts(ha, addresses)},
         "bootstrap": {"dcs": dcs_config(ha, parameters)},
         "postgresql": {
@@ -274,7 +281,7 @@ def patroni_config(
             "authentication": {
                 "superuser": {"username": "postgres"},
                 "replication": repl,
-                **({"rewind": repl} if ha.use_pg_rewind else {}),
+                **({"rewind": dict(repl)} if ha.use_pg_rewind else {}),  # a copy: no YAML anchor
             },
             "parameters": {"unix_socket_directories": "/var/run/postgresql"},
             "create_replica_methods": ["basebackup"],

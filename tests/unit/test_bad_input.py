@@ -397,6 +397,34 @@ CASES = [
         "roles.old.state: absent needs allow_drop: true",
         cli=False,
     ),
+    # ---- high availability and pooling (ha, pooler)
+    Cfg(
+        "ha-etcd-two-members",
+        {"ha": {"enabled": True, "members": ["db1", "db2", "db3"], "etcd": ["db1", "db2"]}},
+        "ha.etcd: 2 members; etcd needs an odd count of at least three",
+    ),
+    Cfg(
+        "ha-ttl-too-short",
+        {"ha": {"enabled": True, "members": ["db1", "db2", "db3"], "ttl": 10}},
+        "ha.ttl: loop_wait + 2 * retry_timeout = 13 exceeds ttl 10",
+        cli=False,
+    ),
+    Cfg(
+        "ha-typo",
+        {"ha": {"enabled": True, "members": ["db1", "db2", "db3"], "tll": 15}},
+        "ha.tll: unknown key; did you mean 'ttl'?",
+    ),
+    Cfg(
+        "pooler-pool-mode",
+        {"pooler": {"enabled": True, "pool_mode": "txn"}},
+        "pooler.pool_mode: Input should be 'session', 'transaction' or 'statement'",
+        cli=False,
+    ),
+    Cfg(
+        "pooler-database-unknown",
+        {"pooler": {"enabled": True, "databases": ["ghost_db"]}},
+        "pooler.databases[0]: 'ghost_db' is not a database hearthdb manages",
+    ),
     # ---- passwords
     Cfg(
         "password-is-role-name",
