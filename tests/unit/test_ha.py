@@ -493,17 +493,10 @@ def test_an_undeclared_member_fails() -> None:
     assert replica_checks(ha(), cluster)["ha_members"] is False
 
 
-def test_two_leaders_fail() -> None:
+@pytest.mark.parametrize(("index", "name", "role"), [(1, "db2", "leader"), (0, "db1", "replica")], ids=["two", "none"])
+def test_not_exactly_one_leader_fails(index: int, name: str, role: str) -> None:
     cluster = healthy()
-    cluster["members"][1] = member("db2", "leader")
-    checks = replica_checks(ha(), cluster)
-    assert checks["ha_members"] is False
-    assert checks["ha_timeline"] is False
-
-
-def test_no_leader_fails() -> None:
-    cluster = healthy()
-    cluster["members"][0] = member("db1", "replica")
+    cluster["members"][index] = member(name, role)
     checks = replica_checks(ha(), cluster)
     assert checks["ha_members"] is False
     assert checks["ha_timeline"] is False
