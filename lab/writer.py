@@ -4,6 +4,7 @@ application would (reconnecting after an error), recording which commits were ac
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 import time
 from dataclasses import dataclass, field
@@ -61,6 +62,15 @@ class Writer:
     def first_ack_after(self, t: float) -> float | None:
         """Seconds from `t` to the first acknowledged commit after it."""
         return next((at - t for _, at in self.acked if at > t), None)
+
+    def outage_after(self, t: float, gap: float = 1.0) -> float | None:
+        """Seconds from `t` to the first commit acknowledged after the first pause longer than `gap`
+        that ends after `t` (commits in flight when the leader went are acknowledged just after it)."""
+        times = [at for _, at in self.acked]
+        for a, b in itertools.pairwise(times):
+            if b > t and b - a > gap:
+                return b - t
+        return None
 
     def wait_acks(self, count: int, timeout: float = 60) -> None:
         """Until `count` more commits are acknowledged."""

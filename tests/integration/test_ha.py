@@ -194,7 +194,7 @@ def test_power_loss_of_the_leader(cluster: dict[str, str], deploy: Callable[...,
         killed = time.monotonic()
         api.power_kill(old)
         writer.wait_acks(20, timeout=90)
-        took = writer.first_ack_after(killed)
+        took = writer.outage_after(killed)
     finally:
         writer.stop()
     new = leader()
