@@ -161,6 +161,13 @@ class Cluster(Strict):
         if self.version not in SUPPORTED_VERSIONS:
             versions = ", ".join(map(str, SUPPORTED_VERSIONS))
             raise ValueError(f"version {self.version} is not supported; use one of {versions}")
+        if "-" in self.name:
+            # postgresql-common's postgresql@ unit reads its instance with %I, so 17-my-db becomes 17/my/db,
+            # and pg_ctlcluster hands every start to that unit: such a cluster cannot be started at all
+            raise ValueError(
+                f"name: {self.name!r} has a dash, which Debian's postgresql@ unit reads as a path separator "
+                f"(the cluster would never start); use {self.name.replace('-', '_')!r}"
+            )
         for addr in self.listen_addresses:
             if addr in ("*", "localhost", "::", "0.0.0.0"):
                 continue

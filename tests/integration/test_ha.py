@@ -22,13 +22,10 @@ from operations.ha import Ha
 from .conftest import Run, changed_ops, psql_json, secrets, ssh
 
 MEMBERS = ["hdb3", "hdb4", "hdb5"]
-# a cluster name with a dash: Debian's patroni@ unit takes "17-hearth-main" whole (%i), and hearthdb
-# never uses the tools that split it (%I, pg_clonecluster_patroni)
-CLUSTER = "hearth-main"
-PATRONI = f"patronictl -c /etc/patroni/17-{CLUSTER}.yml"
+PATRONI = "patronictl -c /etc/patroni/17-main.yml"
 BASE: dict[str, Any] = {
     "ai_names": ["logos", "aletheia"],
-    "cluster": {"listen_addresses": ["*"], "name": CLUSTER},
+    "cluster": {"listen_addresses": ["*"]},
     "hba": [
         {"type": "local", "database": "all", "user": "all", "method": "scram-sha-256"},
         {"type": "host", "database": "all", "user": "all", "address": "10.213.7.0/24"},
@@ -110,11 +107,7 @@ def test_conversion_keeps_every_row(cluster: dict[str, str]) -> None:
     assert {m[n]["State"] for n in MEMBERS[1:]} == {"streaming"}
     # Debian's unit no longer manages the cluster, and would not start it at boot
     for name in MEMBERS:
-        out = ssh(
-            name,
-            f"systemctl is-enabled postgresql@17-{CLUSTER}; cat /etc/postgresql/17/{CLUSTER}/start.conf",
-            check=False,
-        )
+        out = ssh(name, "systemctl is-enabled postgresql@17-main; cat /etc/postgresql/17/main/start.conf", check=False)
         assert "enabled" not in out.stdout.split()[0:1] and out.stdout.strip().endswith("manual"), out.stdout
 
 

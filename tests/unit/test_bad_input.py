@@ -114,6 +114,7 @@ CASES = [
         cli=False,
     ),
     Cfg("cluster-name-quote", {"cluster": {"name": "ma'in"}}, 'cluster.name: "ma\'in" is not a valid name', cli=False),
+    Cfg("cluster-name-dash", {"cluster": {"name": "my-db"}}, "cluster.name: 'my-db' has a dash", cli=False),
     Cfg("role-key-injection", {"roles": {INJECT: {}}}, f"roles.{INJECT}: {INJECT!r} is not a valid name"),
     Cfg(
         "role-key-pg-role",
