@@ -67,9 +67,10 @@ class Ha(_Strict):
     members: list[str] = Field(default_factory=list)  # inventory names; the first bootstraps the cluster
     etcd: list[str] | None = None  # inventory names of the etcd members (3 or 5); null: the members
     addresses: dict[str, str] = Field(default_factory=dict)  # name -> address peers reach it at
-    ttl: Annotated[int, Field(ge=5, le=3600)] = 15  # leader lease, seconds
+    # Patroni raises a ttl below 20 and a retry_timeout below 3 to those values without a word: refused here
+    ttl: Annotated[int, Field(ge=20, le=3600)] = 20  # leader lease, seconds
     loop_wait: Annotated[int, Field(ge=1, le=600)] = 3  # seconds between Patroni's loops
-    retry_timeout: Annotated[int, Field(ge=1, le=600)] = 5  # DCS and PostgreSQL operation retries
+    retry_timeout: Annotated[int, Field(ge=3, le=600)] = 5  # DCS and PostgreSQL operation retries
     maximum_lag_on_failover: Annotated[int, Field(ge=0)] = 1048576  # bytes a replica may lag and be promoted
     synchronous_mode: bool = True  # one synchronous standby: an acknowledged commit is on two hosts
     synchronous_mode_strict: bool = False  # no standby up: writes stop (true) or go on unprotected (false)

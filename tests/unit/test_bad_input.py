@@ -406,8 +406,14 @@ CASES = [
     ),
     Cfg(
         "ha-ttl-too-short",
-        {"ha": {"enabled": True, "members": ["db1", "db2", "db3"], "ttl": 10}},
-        "ha.ttl: loop_wait + 2 * retry_timeout = 13 exceeds ttl 10",
+        {"ha": {"enabled": True, "members": ["db1", "db2", "db3"], "ttl": 20, "loop_wait": 12}},
+        "ha.ttl: loop_wait + 2 * retry_timeout = 22 exceeds ttl 20",
+        cli=False,
+    ),
+    Cfg(
+        "ha-ttl-below-patroni-minimum",
+        {"ha": {"enabled": True, "members": ["db1", "db2", "db3"], "ttl": 15}},
+        "ha.ttl: Input should be greater than or equal to 20",
         cli=False,
     ),
     Cfg(

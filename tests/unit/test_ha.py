@@ -95,15 +95,23 @@ def test_etcd_members_may_be_other_hosts_than_the_members() -> None:
     assert h.etcd_members == ["db1", "db2", "witness"]
 
 
-@pytest.mark.parametrize(("ttl", "loop_wait", "retry_timeout"), [(10, 3, 5), (15, 10, 3), (5, 1, 3)])
+@pytest.mark.parametrize(("ttl", "loop_wait", "retry_timeout"), [(20, 12, 5), (20, 15, 3), (25, 1, 13)])
 def test_ttl_shorter_than_loop_wait_and_two_retries_is_refused(ttl: int, loop_wait: int, retry_timeout: int) -> None:
     with pytest.raises(ValidationError, match=r"ttl: loop_wait \+ 2 \* retry_timeout = \d+ exceeds ttl"):
         ha(ttl=ttl, loop_wait=loop_wait, retry_timeout=retry_timeout)
 
 
+@pytest.mark.parametrize(("key", "value", "floor"), [("ttl", 19, 20), ("retry_timeout", 2, 3), ("loop_wait", 0, 1)])
+def test_values_below_patronis_floor_are_refused(key: str, value: int, floor: int) -> None:
+    # Patroni would raise them to its minimum without a word: the lease would not be what was declared
+    with pytest.raises(ValidationError, match=rf"{key}\n  Input should be greater than or equal to {floor}"):
+        ha(**{key: value})
+    assert getattr(ha(**{key: floor}), key) == floor
+
+
 def test_ttl_equal_to_loop_wait_and_two_retries_is_accepted() -> None:
-    h = ha(ttl=13, loop_wait=3, retry_timeout=5)
-    assert (h.ttl, h.loop_wait, h.retry_timeout) == (13, 3, 5)
+    h = ha(ttl=21, loop_wait=3, retry_timeout=9)
+    assert (h.ttl, h.loop_wait, h.retry_timeout) == (21, 3, 9)
 
 
 def test_a_member_listed_twice_is_refused() -> None:
