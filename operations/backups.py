@@ -9,9 +9,10 @@ import shlex
 import time
 
 from pyinfra import host, logger
-from pyinfra.api import FunctionCommand, StringCommand, operation
+from pyinfra.api import FunctionCommand, StringCommand
 
 from .conffiles import FileDigests, write_command
+from .drift import operation
 from .errors import ConfigError
 from .facts import PSQL_USER, BackupState, RepositoryAccount, SystemdUnits
 from .pgbackrest import (

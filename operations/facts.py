@@ -147,7 +147,7 @@ PSQL_USER = {"_sudo": True, "_sudo_user": "postgres"}
 def read_cluster(target: Cluster, visit: bool = False, use_memo: bool = True) -> dict[str, Any]:
     """The PgState fact of `target`: each call is one fresh remote read (nothing is kept between
     operations, so nothing read before a change can answer after it)."""
-    return host.get_fact(
+    have = host.get_fact(
         PgState,
         version=target.version,
         cluster=target.name,
@@ -156,6 +156,8 @@ def read_cluster(target: Cluster, visit: bool = False, use_memo: bool = True) ->
         use_memo=use_memo,
         **PSQL_USER,
     )
+    # no status at all: no OS user postgres to read as (PostgreSQL not installed yet), so no cluster
+    return have if have.get("status") else {"status": "missing"}
 
 
 class HostResources(FactBase):

@@ -10,9 +10,10 @@ import shlex
 from typing import Any
 
 from pyinfra import host
-from pyinfra.api import FactBase, StringCommand, operation
+from pyinfra.api import FactBase, StringCommand
 
 from .conffiles import write_command
+from .drift import note, operation
 from .facts import PgClusters
 from .ha import NAMESPACE, dcs_patch
 from .report import fail, show_plan
@@ -92,6 +93,23 @@ def probe_args(target: Cluster, scope: str, etcd: list[str], rest_port: int, uni
     )
 
 
+def _flat(patch: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """{"a": {"b": 1}} -> [("a.b", 1)]: one drift item per changed key."""
+    out: list[tuple[str, Any]] = []
+    for k, v in patch.items():
+        if isinstance(v, dict) and v:
+            out += _flat(v, f"{prefix}{k}.")
+        else:
+            out.append((f"{prefix}{k}", v))
+    return out
+
+
+def _at(config: Any, dotted: str) -> Any:
+    for k in dotted.split("."):
+        config = config.get(k) if isinstance(config, dict) else None
+    return config
+
+
 def _digest(content: str) -> str:
     return hashlib.sha256(content.encode()).hexdigest()
 
@@ -125,8 +143,11 @@ def service_file(
         if unit_state.get("active") and unit_state.get("enabled"):
             host.noop(f"{path} is as declared, {unit} runs")
             return
+        note(unit, "running", "yes", "yes" if unit_state.get("active") else "no")
         yield f"systemctl enable --now {shlex.quote(unit)}"
         return
+    have = st.get("digests", {}).get(path)
+    note(path, "content", "(secret)" if secret else _digest(content)[:12], "missing" if have is None else "differs")
     shown = [f"({len(content)} bytes, mode {mode}, owner {owner}; content not shown)"]
     show_plan(f"write {path}", shown if secret else content.rstrip("\n").splitlines())
     new = f"{path}.hearthdb-check"
@@ -236,6 +257,8 @@ def dcs_config(desired: dict[str, Any], probe: str, rest_port: int):
     if not patch:
         host.noop("Patroni's dynamic configuration is as declared")
         return
+    for key, value in _flat(patch):
+        note("Patroni dynamic configuration", key, json.dumps(value), json.dumps(_at(st.get("config"), key)))
     body = json.dumps(patch, sort_keys=True)
     show_plan("Patroni dynamic configuration", [body])
     code = (
@@ -263,6 +286,7 @@ def pending_restart(target: Cluster, probe: str, scope: str, leader: bool):
     if not me.get("pending_restart") or is_leader != leader:
         host.noop("no restart pending")
         return
+    note(f"member {host.name}", "restart pending", "no", "yes")
     yield (
         f"patronictl -c {shlex.quote(target.patroni_config)} restart {shlex.quote(scope)} "
         f"{shlex.quote(host.name)} --pending --force"
@@ -287,6 +311,7 @@ def debian_running(target: Cluster, probe: str, bootstrap: bool):
     if (clusters.get(target.key) or {}).get("online"):
         host.noop(f"cluster {target.key} is running")
         return
+    note(f"cluster {target.key}", "running", "yes", "no")
     yield f"pg_ctlcluster {target.shell_args} start"
 
 

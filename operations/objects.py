@@ -8,9 +8,11 @@ It reads the server once (the PgState fact with its visit of every database), pl
 from __future__ import annotations
 
 from pyinfra import host, logger, state
-from pyinfra.api import StringCommand, operation
+from pyinfra.api import StringCommand
 
+from . import drift
 from .conffiles import reload_script
+from .drift import operation
 from .facts import psql_base, read_cluster
 from .plan import ALTER_SYSTEM, ClusterDesired, Phase, plan_cluster
 from .psql import SqlCommand
@@ -21,6 +23,34 @@ from .target import Cluster
 # The operation's name in pyinfra's output; its phases are named in `plan.PHASES`.
 NAME = "SQL objects"
 STOPPED = "the cluster is stopped"
+
+
+def _note_drift(phase: Phase, missing: set[str]) -> None:
+    """drift.py's items of a phase: what each statement says differs, else the statement itself, in the
+    database it runs in (a migration: its label). An object that does not exist is one item: what it
+    gets once created (its grants, extensions, migrations) is not drift of its own."""
+    where = phase.name
+    for s in phase.statements:
+        if s.display.startswith("\\connect "):
+            where = "database " + s.display.split(" ", 1)[1].strip('"')
+            continue
+        if not s.change or not s.display:
+            continue
+        if s.drift:
+            item = s.drift
+        else:
+            first = s.display.splitlines()[0][:120]
+            # a migration's label: "-- apply hm 0001_eng_patterns"
+            item = (
+                (where, first[3:], "done", "pending")
+                if first.startswith("-- ")
+                else (where, phase.name, first, "not applied")
+            )
+        if item[0] in missing:
+            continue
+        if item[1] == "exists" and item[2] == "yes":
+            missing.add(item[0])
+        drift.note(*item)
 
 
 def _command(target: Cluster, phase: Phase) -> StringCommand:
@@ -47,7 +77,7 @@ def cluster_objects(desired: ClusterDesired, target: Cluster, replica_copy: bool
     + replica_copy: a Patroni member that gets its cluster as a copy of the leader: nothing to do while
       it has none
     """
-    reading = read_cluster(target, visit=True)
+    reading = read_cluster(target, visit=True, use_memo=not drift.active())  # drift: read, never recall
     status = reading.get("status")
     if status != "online" or reading.get("port") != target.port:
         if replica_copy:  # Patroni starts it; a member not yet copied has nothing to converge
@@ -70,8 +100,10 @@ def cluster_objects(desired: ClusterDesired, target: Cluster, replica_copy: bool
     if not phases:
         host.noop(f"{len(desired.roles)} roles and {len(desired.databases)} databases are as declared")
         return
+    missing: set[str] = set()
     for phase in phases:
         show_plan(phase.name, [s.display for s in phase.statements if s.display])
+        _note_drift(phase, missing)
     for phase in phases:
         if state.is_executing:
             logger.info(f"{host.print_prefix}applying {phase.name} ({sum(s.change for s in phase.statements)} changes)")

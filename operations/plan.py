@@ -41,24 +41,39 @@ def _password(name: str, spec: RoleSpec) -> Stmt:
     assert spec.password is not None
     v = verifier(spec.password.unmask())
     raw = stmt("ALTER ROLE {} PASSWORD {}", name, sql.Literal(v)).sql
-    return Stmt(raw, stmt("ALTER ROLE {} PASSWORD '***'", name).sql)
+    return Stmt(raw, stmt("ALTER ROLE {} PASSWORD '***'", name).sql).about(
+        f"role {name}", "password", "(secret)", "differs"
+    )
 
 
 def _settings(name: str, spec: RoleSpec, have: list[str] | None) -> list[Stmt]:
     current = dict(item.split("=", 1) for item in have or [])
     desired = dict(spec.settings)
     out = [
-        stmt("ALTER ROLE {} SET {} = {}", name, key, sql.Literal(value))
+        stmt("ALTER ROLE {} SET {} = {}", name, key, sql.Literal(value)).about(
+            f"role {name}", f"setting {key}", value, current.get(key)
+        )
         for key, value in desired.items()
         if current.get(key) != value
     ]
-    out += [stmt("ALTER ROLE {} RESET {}", name, key) for key in sorted(set(current) - set(desired))]
+    out += [
+        stmt("ALTER ROLE {} RESET {}", name, key).about(f"role {name}", f"setting {key}", None, current[key])
+        for key in sorted(set(current) - set(desired))
+    ]
     return out
 
 
 def _memberships(name: str, spec: RoleSpec, have: list[str]) -> list[Stmt]:
-    out = [stmt("GRANT {} TO {}", group, name) for group in spec.member_of if group not in have]
-    out += [stmt("REVOKE {} FROM {}", group, name) for group in have if group not in spec.member_of]
+    out = [
+        stmt("GRANT {} TO {}", group, name).about(f"role {name}", f"member of {group}", True, False)
+        for group in spec.member_of
+        if group not in have
+    ]
+    out += [
+        stmt("REVOKE {} FROM {}", group, name).about(f"role {name}", f"member of {group}", False, True)
+        for group in have
+        if group not in spec.member_of
+    ]
     return out
 
 
@@ -71,7 +86,7 @@ def plan_role_drops(
         if not spec.present and name in actual:
             if not allow_drop:
                 raise PlanError(f"roles.{name}: declared absent, but allow_drop is false")
-            out.append(stmt("DROP ROLE {}", name))
+            out.append(stmt("DROP ROLE {}", name).about(f"role {name}", "exists", False, True))
     return out
 
 
@@ -84,19 +99,31 @@ def plan_roles(desired: dict[str, RoleSpec], actual: dict[str, dict[str, Any]]) 
             continue  # dropped by plan_role_drops, after the databases they may own
         if have is None:
             limit = int(spec.connection_limit)
-            out.append(stmt(f"CREATE ROLE {{}} {_flag_sql(spec)} CONNECTION LIMIT {limit}", name))
+            out.append(
+                stmt(f"CREATE ROLE {{}} {_flag_sql(spec)} CONNECTION LIMIT {limit}", name).about(
+                    f"role {name}", "exists", True, False
+                )
+            )
             have = {"member_of": [], "settings": None, "scram": None}
         else:
             changed = tuple(f for f in ROLE_FLAGS if bool(have.get(f)) != getattr(spec, f))
-            if changed:
-                out.append(stmt(f"ALTER ROLE {{}} {_flag_sql(spec, changed)}", name))
+            for flag in changed:  # one statement per attribute: each is one item of drift
+                out.append(
+                    stmt(f"ALTER ROLE {{}} {_flag_sql(spec, (flag,))}", name).about(
+                        f"role {name}", flag, getattr(spec, flag), bool(have.get(flag))
+                    )
+                )
             if have.get("connection_limit", -1) != spec.connection_limit:
-                out.append(stmt(f"ALTER ROLE {{}} CONNECTION LIMIT {int(spec.connection_limit)}", name))
+                out.append(
+                    stmt(f"ALTER ROLE {{}} CONNECTION LIMIT {int(spec.connection_limit)}", name).about(
+                        f"role {name}", "connection_limit", spec.connection_limit, have.get("connection_limit")
+                    )
+                )
         if spec.password is not None and not matches(spec.password.unmask(), have.get("scram")):
             out.append(_password(name, spec))
             secret = True
         elif spec.no_password and have.get("has_password"):
-            out.append(stmt("ALTER ROLE {} PASSWORD NULL", name))
+            out.append(stmt("ALTER ROLE {} PASSWORD NULL", name).about(f"role {name}", "password", "none", "set"))
         out += _settings(name, spec, have.get("settings"))
         out += _memberships(name, spec, have.get("member_of") or [])
     return (QUIET + out) if secret else out
@@ -140,14 +167,26 @@ def _database_acl(name: str, spec: DatabaseSpec, acl: list[str] | None) -> list[
     public = "Tc" if entries is None else entries.get("PUBLIC", "")
     out = []
     if "c" in public or "T" in public:
-        out.append(stmt("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC", name))
+        out.append(
+            stmt("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC", name).about(
+                f"database {name}", "PUBLIC may connect", False, True
+            )
+        )
     entries = entries or {}
     for role in spec.connect:
         if "c" not in entries.get(role, ""):
-            out.append(stmt("GRANT CONNECT ON DATABASE {} TO {}", name, role))
+            out.append(
+                stmt("GRANT CONNECT ON DATABASE {} TO {}", name, role).about(
+                    f"database {name}", f"{role} may connect", True, False
+                )
+            )
     for role, privs in sorted(entries.items()):
         if role not in ("PUBLIC", spec.owner, "postgres") and role not in spec.connect and "c" in privs:
-            out.append(stmt("REVOKE CONNECT ON DATABASE {} FROM {}", name, role))
+            out.append(
+                stmt("REVOKE CONNECT ON DATABASE {} FROM {}", name, role).about(
+                    f"database {name}", f"{role} may connect", False, True
+                )
+            )
     return out
 
 
@@ -161,7 +200,7 @@ def plan_databases(
             if have is not None:
                 if not allow_drop:
                     raise PlanError(f"databases.{name}: declared absent, but allow_drop is false")
-                out.append(stmt("DROP DATABASE {}", name))
+                out.append(stmt("DROP DATABASE {}", name).about(f"database {name}", "exists", False, True))
             continue
         if have is None:
             out.append(
@@ -171,11 +210,15 @@ def plan_databases(
                     spec.owner,
                     sql.Literal(spec.encoding),
                     sql.Literal(spec.locale),
-                )
+                ).about(f"database {name}", "exists", True, False)
             )
             have = {"acl": None, "owner": spec.owner}
         elif have.get("owner") != spec.owner:
-            out.append(stmt("ALTER DATABASE {} OWNER TO {}", name, spec.owner))
+            out.append(
+                stmt("ALTER DATABASE {} OWNER TO {}", name, spec.owner).about(
+                    f"database {name}", "owner", spec.owner, have.get("owner")
+                )
+            )
             # the grants below are planned from the ACL the owner change leaves, not the one read before
             have = {**have, "acl": acl_after_owner_change(have.get("acl"), have.get("owner") or "", spec.owner)}
         out += _database_acl(name, spec, have.get("acl"))
@@ -216,17 +259,33 @@ def plan_extensions(
             have = installed.get(ext.name)
             if have is None:
                 version = sql.SQL(" VERSION {}").format(sql.Literal(ext.version)) if ext.version else sql.SQL("")
-                todo.append(stmt("CREATE EXTENSION IF NOT EXISTS {}{}", ext.name, version))
+                todo.append(
+                    stmt("CREATE EXTENSION IF NOT EXISTS {}{}", ext.name, version).about(
+                        f"database {name}", f"extension {ext.name}", ext.version or "installed", "missing"
+                    )
+                )
             elif target and have != target:
-                todo.append(stmt("ALTER EXTENSION {} UPDATE TO {}", ext.name, sql.Literal(target)))
+                todo.append(
+                    stmt("ALTER EXTENSION {} UPDATE TO {}", ext.name, sql.Literal(target)).about(
+                        f"database {name}", f"extension {ext.name}", target, have
+                    )
+                )
             elif ext.name not in commented:
                 continue
             # CREATE (and an update script) sets the extension's comment, which only its owner (the
             # superuser) may set: a pg_dump by the database's owner would carry a COMMENT ON EXTENSION
             # that the owner's pg_restore cannot run. Without a comment the dump has none.
-            todo.append(stmt("COMMENT ON EXTENSION {} IS NULL", ext.name))
+            todo.append(
+                stmt("COMMENT ON EXTENSION {} IS NULL", ext.name).about(
+                    f"database {name}", f"extension {ext.name} comment", "none", "set"
+                )
+            )
         if have_db.get("public_create"):
-            todo.append(Stmt("REVOKE CREATE ON SCHEMA public FROM PUBLIC"))
+            todo.append(
+                Stmt("REVOKE CREATE ON SCHEMA public FROM PUBLIC").about(
+                    f"database {name}", "PUBLIC may create in schema public", False, True
+                )
+            )
         if todo:
             out += [connect(name), *todo]
     return out
@@ -340,7 +399,10 @@ def plan_cluster(desired: ClusterDesired, reading: dict[str, Any]) -> list[Phase
                 have.get("ledger_owner"),
             )
     statements = [
-        [stmt("ALTER SYSTEM RESET {}", name) for name in overridden],
+        [
+            stmt("ALTER SYSTEM RESET {}", name).about("postgresql.auto.conf", name, "not set", "set by ALTER SYSTEM")
+            for name in overridden
+        ],
         plan_roles(desired.roles, roles),
         plan_databases(desired.databases, dbs, desired.allow_drop),
         plan_extensions(with_extensions, dbs, reading.get("available_extensions")),

@@ -10,10 +10,11 @@ from __future__ import annotations
 import time
 
 from pyinfra import host, logger, state
-from pyinfra.api import StringCommand, operation
+from pyinfra.api import StringCommand
 
 from .backups import read_backup_state
 from .desired import DatabaseSpec, RoleSpec
+from .drift import operation
 from .facts import PSQL_USER, DebPackageStatus, read_cluster
 from .ha import Ha, replica_checks
 from .hanodes import HaState

@@ -7,8 +7,8 @@ import shlex
 import time
 
 from pyinfra import host
-from pyinfra.api import operation
 
+from .drift import operation
 from .errors import ConfigError
 from .facts import PgClusters
 from .pgbackrest import backup_command

@@ -5,8 +5,9 @@ from __future__ import annotations
 import shlex
 
 from pyinfra import host
-from pyinfra.api import StringCommand, operation
+from pyinfra.api import StringCommand
 
+from .drift import note, operation
 from .errors import ClusterMismatch
 from .facts import DebPackageStatus, PgClusters, read_cluster
 from .target import Cluster
@@ -35,6 +36,8 @@ def packages(names: list[str]):
     if not missing:
         host.noop(f"packages {', '.join(names)} are installed")
         return
+    for n in missing:
+        note(f"package {n}", "installed", "yes", "no")
     yield f"apt-get update -q && {APT_INSTALL} {' '.join(shlex.quote(n) for n in missing)}"
 
 
@@ -64,6 +67,7 @@ def cluster(target: Cluster, locale: str, encoding: str, data_checksums: bool, c
         host.noop(f"cluster {key}: Patroni copies it from the leader")
         return
     if have.get("status") == "missing":
+        note(f"cluster {key}", "exists", "yes", "no")
         checksums = " -- --data-checksums" if data_checksums else ""
         yield StringCommand(
             f"pg_createcluster --port {int(target.port)} --locale {shlex.quote(locale)} "
@@ -104,4 +108,5 @@ def running(target: Cluster):
     if have and have["online"]:
         host.noop(f"cluster {target.key} is running")
         return
+    note(f"cluster {target.key}", "running", "yes", "no")
     yield f"pg_ctlcluster {target.shell_args} start"

@@ -3,7 +3,7 @@ shown to the user (secrets masked). Pure: no pyinfra, so the planners that use i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from psycopg import sql
 
@@ -16,6 +16,11 @@ class Stmt:
     shown: str | None = None  # None: shown as run; "": not shown (plumbing such as locks and guards)
     raw: bool = False  # emitted exactly as written (a file's statements, a `\gset` query): no `;` added
     change: bool = True  # False for session plumbing that alone is no change (SET, locks, guards)
+    # what differs, for drift.py: (object, key, declared, actual), secrets never in it; None: the statement
+    drift: tuple[str, str, str, str] | None = None
+
+    def about(self, obj: str, key: str, declared: object, actual: object) -> Stmt:
+        return replace(self, drift=(obj, key, _text(declared), _text(actual)))
 
     @property
     def display(self) -> str:
@@ -24,6 +29,16 @@ class Stmt:
     @property
     def script(self) -> str:
         return self.sql if self.raw or self.sql.startswith("\\") else self.sql + ";"
+
+
+def _text(v: object) -> str:
+    if v is None:
+        return "none"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, list | tuple):
+        return ", ".join(map(str, v)) or "none"
+    return str(v)
 
 
 def stmt(template: str, *args: sql.Composable | str, **kwargs: sql.Composable | str) -> Stmt:

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import time
 
-from pyinfra.api import operation
-
 from .backups import read_backup_state
 from .desired import DatabaseSpec
+from .drift import operation
 from .facts import read_cluster
 from .migrations import Migration
 from .pgbackrest import status_lines

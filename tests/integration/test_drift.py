@@ -18,6 +18,7 @@ example costs a few deploys). Combinations that ever failed are kept below as ex
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections.abc import Callable
@@ -180,9 +181,51 @@ DRIFTS: dict[str, Drift] = {
     ),
     "cluster_stopped": Drift(shell="pg_ctlcluster 17 main stop"),
 }
+# What drift.py must report for each kind, exactly: (object, key) of every item.
+ITEMS: dict[str, set[tuple[str, str]]] = {
+    "role_attributes": {("role nous", "createdb"), ("role nous", "createrole")},
+    "role_superuser": {("role scribe", "superuser")},
+    "role_nologin": {("role aletheia", "login")},
+    "role_password": {("role logos", "password")},
+    "role_connection_limit": {("role hearthminds", "connection_limit")},
+    "role_settings": {("role hearthminds", "setting statement_timeout"), ("role nous", "setting work_mem")},
+    "membership_extra": {("role logos", "member of aletheia")},
+    "membership_missing": {("role hearthminds", "member of pg_monitor")},
+    "role_dropped": {("role outsider", "exists")},
+    # the owner change collapsed hearthminds's CONNECT into ownership: giving it back takes a grant
+    "database_owner": {("database logos_db", "owner"), ("database logos_db", "hearthminds may connect")},
+    "shared_database_owner": {("database hearthminds_db", "owner"), ("database hearthminds_db", "nous may connect")},
+    "public_connect": {("database aletheia_db", "PUBLIC may connect")},
+    "connect_revoked": {("database hearthminds_db", "aletheia may connect")},
+    "connect_extra": {("database nous_db", "logos may connect")},
+    "extension_dropped": {("database nous_db", "extension pg_trgm"), ("database nous_db", "extension pg_trgm comment")},
+    "extension_old": {("database logos_db", "extension pg_trgm"), ("database logos_db", "extension pg_trgm comment")},
+    "public_create": {("database aletheia_db", "PUBLIC may create in schema public")},
+    "ledger_owner": {("database nous_db", "schema migrations")},
+    "database_dropped": {("database notes_db", "exists")},
+    "alter_system": {("postgresql.auto.conf", "work_mem")},
+    "conf_edited": {(CONF, "content")},
+    "hba_edited": {(HBA, "content")},
+    "grant_revoked": {("database hearthminds_db", "privileges")},
+    "grant_public": {("database hearthminds_db", "privileges")},
+    "default_privileges": {("database hearthminds_db", "privileges")},
+    "job_altered": {("database hearthminds_db", "scheduled jobs")},
+    "job_unscheduled": {("database hearthminds_db", "scheduled jobs")},
+    "cluster_stopped": {("cluster 17/main", "running")},
+}
 # While the cluster is stopped nothing inside it can be read: `--dry` says so instead of guessing.
 STOPPED_NOTE = "the cluster is stopped"
 SQL_KINDS = {k for k, d in DRIFTS.items() if d.sql}
+
+
+def drift_report(deploy: Callable[..., Run], host: str) -> tuple[int, set[tuple[str, str]], list[dict[str, str]]]:
+    """drift.py's exit status, its items' (object, key), and the items, from its JSON on stdout."""
+    run = deploy([host], CONFIG, "--data", "format=json", entry="drift.py", check=False)
+    assert run.code in (0, 2), f"drift.py failed ({run.code}):\n{run.stdout}\n{run.stderr[-3000:]}"
+    report = json.loads(run.stdout)["hosts"][host]
+    assert report["error"] is None, report
+    items = report["drift"]
+    return run.code, {(i["object"], i["key"]) for i in items}, items
 
 
 def apply(host: str, kinds: set[str]) -> None:
@@ -309,9 +352,14 @@ def test_any_drift_repaired_in_one_run(drift_host: dict[str, Any], deploy: Calla
     pw = secrets(deploy)
     apply(name, kinds)
 
+    code, found, _ = drift_report(deploy, name)
+    assert code == 2, sorted(kinds)
+    stopped = "cluster_stopped" in kinds
+    want = set().union(*(ITEMS[k] for k in kinds if not (stopped and k in SQL_KINDS)))
+    assert want <= found, f"drift.py does not report {sorted(want - found)} for {sorted(kinds)}"
+
     dry = deploy([name], CONFIG, "--dry", "--json")
     plan = dry.stderr  # the `would run` blocks: statements and files per operation
-    stopped = "cluster_stopped" in kinds
     missing = []
     for kind in sorted(kinds):
         if stopped and kind in SQL_KINDS:
@@ -332,3 +380,24 @@ def test_any_drift_repaired_in_one_run(drift_host: dict[str, Any], deploy: Calla
 
     again = deploy([name], CONFIG, "-y", "--json")
     assert changed_ops(again.json) == [], sorted(kinds)
+    # a rerun that changes nothing and no drift are one fact
+    assert drift_report(deploy, name)[:2] == (0, set()), sorted(kinds)
+
+
+def test_every_kind_is_in_the_catalog_of_drift_items() -> None:
+    assert set(ITEMS) == set(DRIFTS)
+
+
+@pytest.mark.parametrize("kind", sorted(DRIFTS))
+def test_drift_report_names_exactly_each_kind(
+    drift_host: dict[str, Any], deploy: Callable[..., Run], kind: str
+) -> None:
+    """One kind of drift: drift.py exits 2 with exactly its items, no secret in them (that it exits 0
+    once a deploy repaired it is asserted with the combinations above)."""
+    name = drift_host["name"]
+    apply(name, {kind})
+    code, found, items = drift_report(deploy, name)
+    deploy([name], CONFIG, "-y")  # repaired before asserting: the next kind starts from no drift
+    assert (code, found) == (2, ITEMS[kind]), items
+    pw = secrets(deploy)
+    assert not [i for i in items if any(p in json.dumps(i) for p in pw.values())], "a secret in the report"
