@@ -70,8 +70,9 @@ def _observed(func: Callable[..., Iterator]) -> Callable[..., Iterator]:
             noted = _noted
         finally:
             _noted = None
-        op = host.current_op_hash or func.__name__
-        names = state.op_meta[op].names if op in state.op_meta else {func.__name__}
+        op = getattr(host, "current_op_hash", None) or func.__name__
+        meta = getattr(state, "op_meta", {})
+        names = meta[op].names if op in meta else {func.__name__}
         name = ", ".join(n.removeprefix("hearthdb | ") for n in names)
         if commands:
             items = noted or [Item(name, "state", "as declared", "differs")]
