@@ -1288,6 +1288,44 @@ def bench_ha(runs: int = 5, default_runs: int = 3) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k != "first_failover_acks"}
 
 
+def bench_drift(sizes: list[int] = SIZES) -> dict[str, Any]:
+    """drift.py on a converged host beside the deploy's no-op rerun (medians of three, client-side), at
+    each of `sizes` AIs: the report costs what a rerun's planning costs, and says "no drift" (exit 0)."""
+    up()
+    rows: dict[str, dict[str, float]] = {}
+    for n in sizes:
+        names = ais(n)
+        api.reset(HOST, layer="postgresql")
+        hearthdb([HOST], names)
+        cfg = {"ai_names": names}
+        rows[str(n)] = {
+            "drift.py": median(lambda cfg=cfg: pyinfra([HOST], cfg, entry="drift.py")[0]),
+            "no-op rerun": median(lambda names=names: hearthdb([HOST], names)),
+        }
+        rows[str(n)]["drift/rerun"] = ratio(rows[str(n)]["drift.py"], rows[str(n)]["no-op rerun"])
+    last, first = str(sizes[-1]), str(sizes[0])
+    data: dict[str, Any] = {**rows, f"drift {last}/{first}": ratio(rows[last]["drift.py"], rows[first]["drift.py"])}
+    show(
+        "drift.py vs the deploy's no-op rerun on a converged host (s, medians of three)",
+        ["AIs", "drift.py", "no-op rerun", "drift/rerun"],
+        [[n, r["drift.py"], r["no-op rerun"], r["drift/rerun"]] for n, r in rows.items()],
+    )
+
+    def plot(ax: Any) -> None:
+        xs = range(len(sizes))
+        ax.bar([x - 0.2 for x in xs], [rows[str(n)]["drift.py"] for n in sizes], 0.4, color=BLUE, label="drift.py")
+        ax.bar(
+            [x + 0.2 for x in xs], [rows[str(n)]["no-op rerun"] for n in sizes], 0.4, color=GREY, label="no-op rerun"
+        )
+        ax.set_xticks(list(xs), [f"{n} AIs" for n in sizes])
+        ax.set_ylabel("seconds (client-side)")
+        ax.set_title("Drift report beside a no-op deploy, converged host")
+        ax.legend()
+
+    save("drift", data, plot)
+    return data
+
+
 def psycopg_connect(addr: str, role: str, password: str, port: int = 5432, db: str | None = None) -> Any:
     import psycopg
 
@@ -1377,6 +1415,7 @@ BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "forge": lambda o: bench_forge(),
     "ha": lambda o: bench_ha(),
     "pooler": lambda o: bench_pooler(),
+    "drift": lambda o: bench_drift(o.sizes),
 }
 BEFORE_AFTER = ("converge", "noop")
 
@@ -1406,7 +1445,7 @@ def main() -> None:
     parser.add_argument("benches", nargs="*", metavar="BENCH", help=f"{', '.join(BENCHES)} or all (the default)")
     parser.add_argument("--before", metavar="REV", help="converge, noop: also run hearthdb at git revision REV")
     parser.add_argument("--no-peers", action="store_true", help="converge: no built-ins, Ansible; noop: no floor too")
-    parser.add_argument("--sizes", type=sizes_arg, default=SIZES, help="noop: AI counts, comma-separated (2,20,200)")
+    parser.add_argument("--sizes", type=sizes_arg, default=SIZES, help="noop, drift: AI counts (2,20,200)")
     parser.add_argument("--hosts", type=hosts_arg, default=FLEET, help=f"fleet: its hosts ({','.join(FLEET)})")
     opts = parser.parse_args()
     names = opts.benches if opts.benches not in ([], ["all"]) else list(BENCHES)
