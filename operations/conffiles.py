@@ -11,7 +11,7 @@ import shlex
 from pyinfra import host
 from pyinfra.api import FactBase, StringCommand
 
-from .drift import active, note, operation
+from .drift import note_file, operation
 from .facts import PgClusters
 from .report import show_plan
 from .target import Cluster
@@ -50,14 +50,6 @@ class FileDigests(FactBase):
 def digest_of(path: str) -> str | None:
     """The sha256 of `path` on the host, read now."""
     return host.get_fact(FileDigests, paths=[path]).get(path)
-
-
-def _note_content(path: str, digest: str, secret: bool) -> None:
-    if active():  # one more digest read only under drift.py
-        have = digest_of(path)
-        note(
-            path, "content", "(secret)" if secret else f"sha256 {digest[:12]}", "missing" if have is None else "differs"
-        )
 
 
 def install_script(path: str, kind: str, target: Cluster, data_directory: str, restart: str | None = None) -> str:
@@ -128,10 +120,11 @@ def config_file(content: str, kind: str, target: Cluster, restart: str | None = 
     """
     path = target.conf_d_file if kind == "settings" else target.hba_file
     digest = hashlib.sha256(content.encode()).hexdigest()
-    if digest_of(path) == digest:
+    have = digest_of(path)
+    if have == digest:
         host.noop(f"{path} is as declared")
         return
-    _note_content(path, digest, False)
+    note_file(path, digest, have, False)
     show_plan(f"{kind}: write {path}", content.rstrip("\n").splitlines())
     data_directory = (host.get_fact(PgClusters).get(target.key) or {}).get("data_directory", target.data_directory)
     yield StringCommand(install_script(path, kind, target, data_directory, restart), _stdin=content)
@@ -156,12 +149,13 @@ def installed_file(
     + secret: whether `--dry` may show the content
     """
     digest = hashlib.sha256(content.encode()).hexdigest()
-    if digest_of(path) == digest:
+    have = digest_of(path)
+    if have == digest:
         host.noop(f"{path} is as declared")
         return
     if not re.fullmatch(r"[0-7]{3,4}", mode) or not re.fullmatch(r"[a-z_][a-z0-9_-]*", owner):
         raise ValueError(f"installed_file: bad mode {mode!r} or owner {owner!r}")
-    _note_content(path, digest, secret)
+    note_file(path, digest, have, secret)
     shown = [f"({len(content)} bytes, mode {mode}, owner {owner}; content not shown)"]
     show_plan(f"write {path}", shown if secret else content.rstrip("\n").splitlines())
     yield StringCommand(write_command(path, owner, mode), _stdin=content)

@@ -45,6 +45,11 @@ def note(obj: str, key: str, declared: str, actual: str) -> None:
         _noted.append(Item(obj, key, declared, actual))
 
 
+def note_file(path: str, digest: str, have: str | None, secret: bool) -> None:
+    """A managed file whose digest on the host (`have`, None: missing) is not the declared `digest`."""
+    note(path, "content", "(secret)" if secret else f"sha256 {digest[:12]}", "missing" if have is None else "differs")
+
+
 def operation(*args: Any, **kwargs: Any) -> Callable:
     """pyinfra's `operation`, made read-only under drift.py."""
 

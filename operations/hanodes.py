@@ -13,7 +13,7 @@ from pyinfra import host
 from pyinfra.api import FactBase, StringCommand
 
 from .conffiles import write_command
-from .drift import note, operation
+from .drift import note, note_file, operation
 from .facts import PgClusters
 from .ha import NAMESPACE, dcs_patch
 from .report import fail, show_plan
@@ -139,15 +139,16 @@ def service_file(
     """
     st = host.get_fact(HaState, probe=probe)
     unit_state = st.get("units", {}).get(unit) or {}
-    if st.get("digests", {}).get(path) == _digest(content):
+    digest, have = _digest(content), st.get("digests", {}).get(path)
+    if have == digest:
         if unit_state.get("active") and unit_state.get("enabled"):
             host.noop(f"{path} is as declared, {unit} runs")
             return
-        note(unit, "running", "yes", "yes" if unit_state.get("active") else "no")
+        actual = ", ".join(f"{k} {'yes' if unit_state.get(k) else 'no'}" for k in ("active", "enabled"))
+        note(unit, "active and enabled", "yes", actual)
         yield f"systemctl enable --now {shlex.quote(unit)}"
         return
-    have = st.get("digests", {}).get(path)
-    note(path, "content", "(secret)" if secret else _digest(content)[:12], "missing" if have is None else "differs")
+    note_file(path, digest, have, secret)
     shown = [f"({len(content)} bytes, mode {mode}, owner {owner}; content not shown)"]
     show_plan(f"write {path}", shown if secret else content.rstrip("\n").splitlines())
     new = f"{path}.hearthdb-check"

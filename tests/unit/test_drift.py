@@ -14,6 +14,7 @@ from operations import drift, lock, server
 from operations.desired import ROLE_FLAGS, RoleSpec
 from operations.drift import Item, exit_status, report, table
 from operations.facts import DebPackageStatus
+from operations.hanodes import HaState, _digest, service_file
 from operations.plan import plan_roles
 
 from .fakehost import FakeHost
@@ -130,3 +131,16 @@ def test_a_password_that_differs_is_reported_without_it() -> None:
     items = [s.drift for s in stmts if s.drift]
     assert items == [("role r", "password", "(secret)", "differs")]
     assert all(secret not in s.display for s in stmts)
+
+
+def test_a_service_file_reports_its_content_and_a_stopped_unit_its_state(drifting: None) -> None:
+    content = "ETCD_NAME=db1\n"
+    kw = {"path": "/etc/default/etcd", "content": content, "unit": "etcd.service", "probe": "p"}
+    run(service_file, {HaState: {"digests": {}, "units": {}}}, **kw)
+    [(_, items)] = drift._found["fakehost"].values()
+    assert items == [Item("/etc/default/etcd", "content", f"sha256 {_digest(content)[:12]}", "missing")]
+    drift._found.clear()
+    units = {"etcd.service": {"active": False, "enabled": True}}
+    run(service_file, {HaState: {"digests": {"/etc/default/etcd": _digest(content)}, "units": units}}, **kw)
+    [(_, items)] = drift._found["fakehost"].values()
+    assert items == [Item("etcd.service", "active and enabled", "yes", "active no, enabled yes")]
