@@ -30,6 +30,7 @@ from .catalog import known_extensions
 from .errors import ConfigError
 from .ha import Ha, Pooler
 from .jobs import Job, JobName, cron_database
+from .monitoring import Monitoring
 from .paths import ROOT, SCHEMA, extra_schema_dirs
 from .pgbackrest import Backup, check_backup
 from .privileges import Privileges, SchemaName
@@ -345,6 +346,7 @@ class HearthConfig(Strict):
     backup: Backup = Field(default_factory=Backup)
     ha: Ha = Field(default_factory=Ha)
     pooler: Pooler = Field(default_factory=Pooler)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
 
     @model_validator(mode="before")
     @classmethod
@@ -476,12 +478,14 @@ def _check_ha(cfg: HearthConfig) -> None:
 
 
 def system_role_keys(cfg: HearthConfig) -> dict[str, str]:
-    """The roles the ha and pooler sections add, by the key that names them."""
+    """The roles the ha, pooler and monitoring sections add, by the key that names them."""
     out = {}
     if cfg.ha.enabled:
         out["ha.replication_user"] = cfg.ha.replication_user
     if cfg.pooler.enabled:
         out["pooler.auth_user"] = cfg.pooler.auth_user
+    if cfg.monitoring.enabled:
+        out["monitoring.role"] = cfg.monitoring.role
     return out
 
 
@@ -493,6 +497,8 @@ def system_roles(cfg: HearthConfig) -> dict[str, Role]:
         out[cfg.ha.replication_user] = Role(replication=True)
     if cfg.pooler.enabled:
         out[cfg.pooler.auth_user] = Role(password=False)
+    if cfg.monitoring.enabled:  # the exporter's role: statistics only, by peer
+        out[cfg.monitoring.role] = Role(password=False, member_of=["pg_monitor"])
     return out
 
 

@@ -13,9 +13,17 @@ from dataclasses import dataclass
 from pyinfra import host, state
 from pyinfra.api import HiddenValue, deploy
 
-from . import backups, conffiles, hanodes, lock, objects, postdeploy, reset, server, status
+from . import backups, conffiles, hanodes, lock, monitoring, objects, postdeploy, reset, server, status
 from .config import HearthConfig, ai_database, bundle_dirs, cron_database_of
-from .desired import derived_settings, desired_databases, desired_roles, package_names, template1
+from .desired import (
+    derived_settings,
+    desired_databases,
+    desired_roles,
+    monitor_database,
+    package_names,
+    stat_statements_declared,
+    template1,
+)
 from .errors import ConfigError
 from .facts import HostResources, SshHostKeys
 from .ha import (
@@ -84,6 +92,7 @@ def converge(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
         roles=roles,
         databases=dbs,
         template1=template1(cfg),
+        monitor_database=monitor_database(cfg, dbs),
         bundles=load_bundles(dbs, bundle_dirs(cfg)),
         cron_database=cron_database_of(cfg),
         targets=parse_targets(migrate_to),
@@ -104,11 +113,10 @@ def converge(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
         hanodes.debian_running(
             name=f"cluster {target.key} running (before Patroni)", target=target, probe=ha.probe, bootstrap=ha.bootstrap
         )
-    if ha is not None or cfg.pooler.enabled:
-        conffiles.installed_file(
-            name="pg_ident", path=target.ident_file, content=ident_content(cfg.pooler), mode="640", secret=False
-        )
-    extra = hba_lines(
+    if ha is not None or cfg.pooler.enabled or cfg.monitoring.enabled:
+        ident = ident_content(cfg.pooler, monitoring.ident_lines(cfg.monitoring))
+        conffiles.installed_file(name="pg_ident", path=target.ident_file, content=ident, mode="640", secret=False)
+    extra = monitoring.hba_lines(cfg.monitoring) + hba_lines(
         cfg.ha if ha else None,
         ha.addresses if ha else {},
         cfg.pooler,
@@ -148,7 +156,43 @@ def converge(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
             name="dumps script", path=DUMP_SCRIPT, content=script, owner="root", mode="755", secret=False
         )
     backups.timers(name="backup timers", units=timer_units(cfg.backup, stanza or "", DUMP_SCRIPT))
+    exporter_files(cfg, target, dbs, stanza)
     lock.release_lock(name="deploy lock release")
+
+
+def exporter_files(cfg: HearthConfig, target: Cluster, dbs: dict, stanza: str | None) -> None:
+    """Debian's Prometheus exporters (monitoring): each one's /etc/default file and its unit; the
+    PostgreSQL exporter's queries file first (its digest is in the environment file, so a change
+    restarts it)."""
+    mon = cfg.monitoring
+    kinds = monitoring.exporters(mon, cfg.pooler.enabled, stanza is not None)
+    if not kinds:
+        return
+    files = {
+        "postgres": monitoring.POSTGRES_EXPORTER_DEFAULTS,
+        "pgbouncer": monitoring.PGBOUNCER_EXPORTER_DEFAULTS,
+        "pgbackrest": monitoring.PGBACKREST_EXPORTER_DEFAULTS,
+    }
+    units = [monitoring.UNITS[k] for k in kinds]
+    probe = probe_args(target, "", [], 0, units, [files[k] for k in kinds])  # units and files only
+    queries = monitoring.queries_yaml(mon)
+    conffiles.installed_file(
+        name="PostgreSQL exporter queries",
+        path=monitoring.POSTGRES_EXPORTER_QUERIES,
+        content=queries,
+        owner="root",
+        mode="644",
+        secret=False,
+    )
+    content = {
+        "postgres": monitoring.postgres_exporter_environment(mon, stat_statements_declared(dbs), queries),
+        "pgbouncer": monitoring.pgbouncer_exporter_environment(mon, cfg.pooler.port),
+        "pgbackrest": monitoring.pgbackrest_exporter_environment(mon, PGBACKREST_CONF, stanza or ""),
+    }
+    for kind in kinds:
+        hanodes.service_file(
+            name=f"{kind} exporter", path=files[kind], content=content[kind], unit=monitoring.UNITS[kind], probe=probe
+        )
 
 
 def cluster_files(
@@ -264,6 +308,8 @@ def ha_packages(cfg: HearthConfig) -> list[str]:
             out.append("haproxy")
     if cfg.pooler.enabled:
         out.append("pgbouncer")
+    backup = cfg.backup.enabled and host.name != cfg.backup.repository.host
+    out += [monitoring.PACKAGES[k] for k in monitoring.exporters(cfg.monitoring, cfg.pooler.enabled, backup)]
     return out
 
 
@@ -447,6 +493,8 @@ def validate(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
         stanza=stanza_name(cfg.backup, host.name) if cfg.backup.enabled else None,
         ha=cfg.ha if ha is not None else None,
         probe=ha.probe if ha is not None else None,
+        exporters=cfg.monitoring if cfg.monitoring.enabled else None,
+        kinds=tuple(monitoring.exporters(cfg.monitoring, cfg.pooler.enabled, cfg.backup.enabled)),
     )
 
 

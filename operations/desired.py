@@ -19,6 +19,7 @@ from .config import (
     declared_role_names,
     system_roles,
 )
+from .monitoring import MONITOR_DATABASE
 from .sizing import Resources, derive
 
 if TYPE_CHECKING:  # only a type here: the desired state stays free of pyinfra
@@ -164,6 +165,24 @@ def template1(cfg: HearthConfig) -> DatabaseSpec | None:
         encoding=cfg.cluster.encoding,
         locale=cfg.cluster.locale,
         extensions=tuple(cfg.template1_extensions),
+    )
+
+
+def stat_statements_declared(databases: dict[str, DatabaseSpec]) -> bool:
+    return any(e.name == "pg_stat_statements" for db in databases.values() if db.present for e in db.extensions)
+
+
+def monitor_database(cfg: HearthConfig, databases: dict[str, DatabaseSpec]) -> DatabaseSpec | None:
+    """`postgres`, where the exporter connects, with pg_stat_statements when monitoring is on and some
+    managed database declares it (its view there shows every database's statements)."""
+    if not cfg.monitoring.enabled or not stat_statements_declared(databases):
+        return None
+    return DatabaseSpec(
+        name=MONITOR_DATABASE,
+        owner="postgres",
+        encoding=cfg.cluster.encoding,
+        locale=cfg.cluster.locale,
+        extensions=(Extension(name="pg_stat_statements"),),
     )
 
 

@@ -349,12 +349,12 @@ def _cidr(address: str) -> str:
 IDENT_MAP = "hearthdb_pooler"
 
 
-def ident_content(pooler: Pooler | None) -> str:
-    """pg_ident.conf: PgBouncer runs as OS user postgres; its lookup role logs in as itself by peer."""
+def ident_content(pooler: Pooler | None, extra: tuple[str, ...] = ()) -> str:
+    """pg_ident.conf: PgBouncer runs as OS user postgres; its lookup role logs in as itself by peer.
+    `extra`: the maps of other sections (monitoring's)."""
     head = "# Managed by hearthdb: do not edit.\n# MAPNAME  SYSTEM-USERNAME  PG-USERNAME\n"
-    if pooler is None or not pooler.enabled:
-        return head
-    return head + f"{IDENT_MAP} postgres {pooler.auth_user}\n"
+    lines = [f"{IDENT_MAP} postgres {pooler.auth_user}"] if pooler is not None and pooler.enabled else []
+    return head + "".join(f"{line}\n" for line in [*lines, *extra])
 
 
 # --------------------------------------------------------------------------------------------- HAProxy

@@ -298,6 +298,8 @@ class ClusterDesired:
     roles: dict[str, RoleSpec]
     databases: dict[str, DatabaseSpec]
     template1: DatabaseSpec | None = None  # its declared extensions (nothing else of it is managed)
+    # `postgres` when the exporter connects there and pg_stat_statements is declared: the extension alone
+    monitor_database: DatabaseSpec | None = None
     bundles: dict[str, list[Migration]] = field(default_factory=dict)
     targets: dict[str, int] = field(default_factory=dict)  # bundle -> version (head when absent)
     variables: dict[str, str] = field(default_factory=dict)  # psql variables of the bundles
@@ -384,7 +386,10 @@ def plan_cluster(desired: ClusterDesired, reading: dict[str, Any]) -> list[Phase
     dbs = reading.get("databases") or {}
     server = reading.get("server") or {}
     overridden = sorted(set(server.get("alter_system") or []) & set(desired.managed_settings))
-    with_extensions = {**desired.databases, **({"template1": desired.template1} if desired.template1 else {})}
+    with_extensions = {**desired.databases}
+    for extra in (desired.template1, desired.monitor_database):
+        if extra is not None:
+            with_extensions[extra.name] = extra
     migrations: list[Stmt] = []
     for name, spec in desired.databases.items():
         if spec.present and spec.bundles:

@@ -7,18 +7,22 @@ will run), and writes nothing but its result rows, so a converged host still rep
 
 from __future__ import annotations
 
+import json
+import shlex
 import time
 
 from pyinfra import host, logger, state
 from pyinfra.api import StringCommand
 
+from . import monitoring
 from .backups import read_backup_state
-from .desired import DatabaseSpec, RoleSpec
+from .desired import DatabaseSpec, RoleSpec, stat_statements_declared
 from .drift import operation
 from .facts import PSQL_USER, DebPackageStatus, read_cluster
 from .ha import Ha, replica_checks
 from .hanodes import HaState
 from .migrations import Migration
+from .monitoring import Monitoring
 from .pgbackrest import Backup, archive_checks
 from .psql import SqlCommand
 from .report import fail
@@ -54,6 +58,8 @@ def validate(
     stanza: str | None = None,
     ha: Ha | None = None,
     probe: str | None = None,
+    exporters: Monitoring | None = None,
+    kinds: tuple[str, ...] = (),
 ):
     """
     Run the named boolean checks, record each in eng_patterns, print a compact table, and fail the
@@ -73,6 +79,8 @@ def validate(
     + ha, probe: the declared ha section and the HaState argument: each member checks that Patroni runs
       it; the leader checks the replicas (`ha.replica_checks`) and records, a replica records nothing
       (it is read-only; the leader's record covers the cluster)
+    + exporters, kinds: the monitoring section and which exporters this host runs (`monitoring.exporters`):
+      each must answer and show what it watches
     """
     yield from ()  # an operation is a generator, even one that never yields a command
     if not state.is_executing:
@@ -114,6 +122,20 @@ def validate(
             )
             lines += output.stdout_lines
         checks += login_checks(pairs, lines)
+    if exporters and online:
+        _, output = host.run_shell_command(
+            StringCommand(
+                f"python3 -c {shlex.quote(monitoring.FETCH)} {shlex.quote(monitoring.fetch_argument(exporters, kinds))}"
+            )
+        )
+        answers = json.loads(output.stdout_lines[-1]) if output.stdout_lines else {}
+        managed = [n for n, d in databases.items() if d.present]
+        statements = stat_statements_declared(databases)
+        for kind in kinds:
+            checks += [
+                Check(name, kind, ok, detail)
+                for name, ok, detail in monitoring.exporter_checks(kind, answers.get(kind), managed, statements, stanza)
+            ]
     replica = False
     if ha is not None and probe is not None:
         hs = host.get_fact(HaState, probe=probe)

@@ -9,6 +9,7 @@ from .config import HearthConfig, Scalar, cron_database_of
 from .desired import DatabaseSpec
 from .ha import split_settings
 from .jobs import cron_settings
+from .monitoring import stat_statements_max
 from .paths import TEMPLATES
 from .pgbackrest import archive_settings
 from .target import Cluster
@@ -64,6 +65,9 @@ def effective_settings(
     out.update(derived or {})
     out.update(BASELINE)
     out.update(cron_settings(cron_database_of(cfg)))
+    if "pg_stat_statements" in names:  # one entry per statement and database: sized for many databases
+        out["pg_stat_statements.max"] = stat_statements_max(sum(1 for db in databases.values() if db.present))
+        out["pg_stat_statements.track"] = "top"
     if "timescaledb" in names:
         out["timescaledb.telemetry_level"] = "off"  # it would phone home otherwise
     out.update(tls_settings(cfg.tls, Cluster.of(cfg.cluster)))

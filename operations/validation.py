@@ -21,8 +21,9 @@ from .desired import DatabaseSpec, RoleSpec
 from .errors import PlanError
 from .jobs import plan_jobs
 from .migrations import Migration, plan_migrations
+from .monitoring import VALIDATION_LATEST
 from .plan import desired_jobs, plan_all_privileges, plan_databases, plan_extensions, plan_roles
-from .statements import Stmt
+from .statements import Stmt, connect
 
 
 @dataclass(frozen=True)
@@ -238,9 +239,36 @@ CREATE TABLE IF NOT EXISTS {RESULTS_TABLE} (
 CREATE INDEX IF NOT EXISTS validation_results_tags ON {RESULTS_TABLE} USING gin (tags);"""
 
 
+# The latest verdict of each host, one row per host, in `postgres` whatever else is declared: what the
+# monitoring exporter reads (pg_monitor may read it, nobody else but the superuser).
+LATEST_DDL = f"""CREATE SCHEMA IF NOT EXISTS hearthdb;
+REVOKE ALL ON SCHEMA hearthdb FROM PUBLIC;
+GRANT USAGE ON SCHEMA hearthdb TO pg_monitor;
+CREATE TABLE IF NOT EXISTS {VALIDATION_LATEST} (
+  host text PRIMARY KEY, run_id text NOT NULL, checks int NOT NULL, failed int NOT NULL,
+  checked_at timestamptz NOT NULL DEFAULT now());
+GRANT SELECT ON {VALIDATION_LATEST} TO pg_monitor;"""
+
+
+def latest_statements(checks: list[Check], host: str, run_id: str) -> list[Stmt]:
+    """The host's row of VALIDATION_LATEST (run in `postgres`)."""
+    upsert = sql.SQL(
+        "INSERT INTO {} (host, run_id, checks, failed) VALUES ({}, {}, {}, {}) ON CONFLICT (host) DO UPDATE "
+        "SET run_id = EXCLUDED.run_id, checks = EXCLUDED.checks, failed = EXCLUDED.failed, checked_at = now()"
+    ).format(
+        sql.SQL(VALIDATION_LATEST),
+        sql.Literal(host),
+        sql.Literal(run_id),
+        sql.Literal(len(checks)),
+        sql.Literal(sum(not c.passed for c in checks)),
+    )
+    return [Stmt(LATEST_DDL, raw=True), Stmt(upsert.as_string(None))]
+
+
 def record_statements(checks: list[Check], host: str, run_id: str, shared: bool = True) -> list[Stmt]:
     """INSERT of every result into eng_patterns (strategy_type validation_result), if the table exists;
-    without a shared database (`shared` false), into RESULTS_TABLE, made if missing."""
+    without a shared database (`shared` false), into RESULTS_TABLE, made if missing. Then, in `postgres`,
+    the host's latest verdict (`latest_statements`)."""
     rows = []
     for c in checks:
         verdict = "passed" if c.passed else "failed"
@@ -256,14 +284,17 @@ def record_statements(checks: list[Check], host: str, run_id: str, shared: bool 
     insert = sql.SQL("INSERT INTO {} (content, tags, strategy_type, author, metadata) VALUES {}").format(
         table, sql.SQL(", ").join(rows)
     )
+    latest = latest_statements(checks, host, run_id)
     if not shared:
-        return [Stmt(RESULTS_DDL, raw=True), Stmt(insert.as_string(None)), Stmt("\\echo recorded")]
+        return [Stmt(RESULTS_DDL, raw=True), Stmt(insert.as_string(None)), Stmt("\\echo recorded"), *latest]
     return [
         Stmt("SELECT to_regclass('public.eng_patterns') IS NOT NULL AS hearthdb_has_patterns \\gset", raw=True),
         Stmt("\\if :hearthdb_has_patterns"),
         Stmt(insert.as_string(None)),
         Stmt("\\echo recorded"),
         Stmt("\\endif"),
+        connect("postgres"),
+        *latest,
     ]
 
 
@@ -273,7 +304,7 @@ def summary(checks: list[Check]) -> list[str]:
     for c in checks:
         kinds.setdefault(c.kind, []).append(c)
     lines = [
-        f"{'ok' if all(c.passed for c in cs) else 'FAIL':<4} {kind:<16} {sum(c.passed for c in cs)}/{len(cs)}"
+        f"{'ok' if all(c.passed for c in cs) else 'FAIL':<4} {kind:<20} {sum(c.passed for c in cs)}/{len(cs)}"
         for kind, cs in kinds.items()
     ]
     lines += [f"FAIL {c.name}: {c.detail}" for c in checks if not c.passed]
