@@ -304,7 +304,7 @@ def summary(checks: list[Check]) -> list[str]:
     for c in checks:
         kinds.setdefault(c.kind, []).append(c)
     lines = [
-        f"{'ok' if all(c.passed for c in cs) else 'FAIL':<4} {kind:<20} {sum(c.passed for c in cs)}/{len(cs)}"
+        f"{'ok' if all(c.passed for c in cs) else 'FAIL':<4} {kind:<16} {sum(c.passed for c in cs)}/{len(cs)}"
         for kind, cs in kinds.items()
     ]
     lines += [f"FAIL {c.name}: {c.detail}" for c in checks if not c.passed]

@@ -27,6 +27,7 @@ PURE = [
     "operations.privileges",
     "operations.ha",
     "operations.jobs",
+    "operations.monitoring",
 ]
 
 
