@@ -1326,6 +1326,95 @@ def bench_drift(sizes: list[int] = SIZES) -> dict[str, Any]:
     return data
 
 
+def scrape_times(address: str, times: int = 20, port: int = 9187) -> dict[str, float]:
+    """GET /metrics from the controller over the lab network, as Prometheus does: median and p95 (ms)."""
+    import urllib.request
+
+    seconds = []
+    for _ in range(times):
+        t = time.perf_counter()
+        with urllib.request.urlopen(f"http://{address}:{port}/metrics", timeout=30) as r:
+            r.read()
+        seconds.append(time.perf_counter() - t)
+    seconds.sort()
+    return {
+        "p50_ms": round(statistics.median(seconds) * 1000, 1),
+        "p95_ms": round(seconds[int(len(seconds) * 0.95) - 1] * 1000, 1),
+    }
+
+
+def restart_exporter(host: str) -> None:
+    ssh(
+        host,
+        'systemctl restart prometheus-postgres-exporter; until python3 -c "import urllib.request as u; '
+        "u.urlopen('http://127.0.0.1:9187/')\" 2>/dev/null; do sleep 0.2; done",
+    )
+
+
+def bench_monitoring(sizes: list[int] = SIZES) -> dict[str, Any]:
+    """The PostgreSQL exporter's scrape as Prometheus sees it (client-side, over the lab network), at each of
+    `sizes` AI databases with pg_stat_statements: as hearthdb configures it (one connection; sizes from one
+    query, reused for size_interval) in steady state and on the scrape that measures the sizes again, beside
+    the same exporter with its stock collectors (the database collector asking database by database)."""
+    up()
+    rows: dict[str, dict[str, float]] = {}
+    for n in sizes:
+        names = ais(n)
+        address = api.reset(HOST, layer="postgresql")["address"]
+        cfg = {
+            "ai_names": names,
+            "default_extensions": ["vector", "pg_stat_statements"],
+            "monitoring": {"enabled": True, "listen_address": "0.0.0.0"},
+        }
+        pyinfra([HOST], cfg, "-y")
+        steady = scrape_times(address)
+        misses = []
+        for _ in range(3):  # the first scrape after a start measures the sizes
+            restart_exporter(HOST)
+            misses.append(scrape_times(address, times=1)["p50_ms"])
+        ssh(
+            HOST,
+            "sed -i \"s|^ARGS=.*|ARGS='--web.listen-address=0.0.0.0:9187 --collector.stat_statements'|\" "
+            "/etc/default/prometheus-postgres-exporter",
+        )
+        restart_exporter(HOST)
+        stock = scrape_times(address)
+        rows[str(n)] = {
+            "hearthdb p50_ms": steady["p50_ms"],
+            "hearthdb p95_ms": steady["p95_ms"],
+            "hearthdb sizes measured_ms": round(statistics.median(misses), 1),
+            "stock p50_ms": stock["p50_ms"],
+            "stock p95_ms": stock["p95_ms"],
+            "stock/hearthdb": ratio(stock["p50_ms"], steady["p50_ms"]),
+        }
+    show(
+        "PostgreSQL exporter scrape, client-side over the lab network (ms; 20 scrapes, sizes: median of 3)",
+        ["AIs", "hearthdb p50", "p95", "sizes measured", "stock p50", "p95", "stock/hearthdb"],
+        [[n, *r.values()] for n, r in rows.items()],
+    )
+
+    def plot(ax: Any) -> None:
+        xs = range(len(sizes))
+        series = [
+            ("hearthdb p50_ms", BLUE, "hearthdb"),
+            ("hearthdb sizes measured_ms", "#7fb3d5", "hearthdb, sizes measured"),
+            ("stock p50_ms", GREY, "stock collectors"),
+        ]
+        for i, (key, colour, label) in enumerate(series):
+            values = [rows[str(n)][key] for n in sizes]
+            ax.bar([x + (i - 1) * 0.27 for x in xs], values, 0.27, color=colour, label=label)
+        ax.axhline(500, color="#c0392b", linestyle="--", linewidth=1, label="goal 500 ms")
+        ax.set_xticks(list(xs), [f"{n} AIs" for n in sizes])
+        y_scale(ax, [rows[str(n)][k] for n in sizes for k, _, _ in series])
+        ax.set_ylabel("ms per scrape (client-side)")
+        ax.set_title("PostgreSQL exporter scrape time")
+        ax.legend()
+
+    data: dict[str, Any] = dict(rows)
+    save("monitoring", data, plot)
+    return data
+
+
 def psycopg_connect(addr: str, role: str, password: str, port: int = 5432, db: str | None = None) -> Any:
     import psycopg
 
@@ -1416,6 +1505,7 @@ BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "ha": lambda o: bench_ha(),
     "pooler": lambda o: bench_pooler(),
     "drift": lambda o: bench_drift(o.sizes),
+    "monitoring": lambda o: bench_monitoring(o.sizes),
 }
 BEFORE_AFTER = ("converge", "noop")
 
@@ -1445,7 +1535,7 @@ def main() -> None:
     parser.add_argument("benches", nargs="*", metavar="BENCH", help=f"{', '.join(BENCHES)} or all (the default)")
     parser.add_argument("--before", metavar="REV", help="converge, noop: also run hearthdb at git revision REV")
     parser.add_argument("--no-peers", action="store_true", help="converge: no built-ins, Ansible; noop: no floor too")
-    parser.add_argument("--sizes", type=sizes_arg, default=SIZES, help="noop, drift: AI counts (2,20,200)")
+    parser.add_argument("--sizes", type=sizes_arg, default=SIZES, help="noop, drift, monitoring: AI counts (2,20,200)")
     parser.add_argument("--hosts", type=hosts_arg, default=FLEET, help=f"fleet: its hosts ({','.join(FLEET)})")
     opts = parser.parse_args()
     names = opts.benches if opts.benches not in ([], ["all"]) else list(BENCHES)
