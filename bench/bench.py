@@ -1344,10 +1344,13 @@ def scrape_times(address: str, times: int = 20, port: int = 9187) -> dict[str, f
 
 
 def restart_exporter(host: str) -> None:
+    """Restart the PostgreSQL exporter and wait until it answers (reset-failed first: restarts in quick
+    succession would hit systemd's start limit)."""
     ssh(
         host,
-        'systemctl restart prometheus-postgres-exporter; until python3 -c "import urllib.request as u; '
-        "u.urlopen('http://127.0.0.1:9187/')\" 2>/dev/null; do sleep 0.2; done",
+        "systemctl reset-failed prometheus-postgres-exporter; systemctl restart prometheus-postgres-exporter; "
+        "for i in $(seq 100); do python3 -c \"import urllib.request as u; u.urlopen('http://127.0.0.1:9187/')\" "
+        "2>/dev/null && exit 0; sleep 0.2; done; exit 1",
     )
 
 

@@ -62,6 +62,49 @@ def up(n: int = 1, layer: str | None = None) -> list[dict[str, Any]]:
         return hosts()
 
 
+def add(name: str, layer: str | None = None) -> dict[str, Any]:
+    """Make host NAME run on `layer` beside the others (kept if it runs already); the `vm` layer makes it
+    a QEMU VM with its own kernel (lab/vm.py). Waits for SSH."""
+    _preflight()
+    config.host_index(name)
+    if layer is not None:
+        layers.layer_dir(layer)
+    with state.locked():
+        preflight.ensure_packages()
+        _ensure_key()
+        st = state.load()
+        _forget_dead(st)
+        if name in st.hosts:
+            return state.host_entry(name)
+        started = time.monotonic()
+        net.ensure_bridge()
+        proxy.ensure(st)
+        state.save(st)
+        base.ensure_base()
+        if layer:
+            layers.ensure_layer(layer)
+        peers = sorted({*st.hosts, name}, key=config.host_index)
+        for other in st.hosts:
+            hostmod.add_peers(other, peers)
+        ref = hostmod.create(name, layer, peers)
+        st.hosts[name] = HostState(proc=ref, layer=layer)
+        state.save(st)
+        boot = hostmod.wait_ssh(name, ref)
+        say(f"{name} up in {time.monotonic() - started:.1f} s (SSH {boot:.1f} s after start); layer {layer or '-'}")
+        return state.host_entry(name)
+
+
+def remove(name: str) -> None:
+    """Stop NAME and forget it (the other hosts keep running)."""
+    _preflight()
+    with state.locked():
+        st = state.load()
+        hostmod.stop({name: st.hosts[name].proc if name in st.hosts else None})
+        st.hosts.pop(name, None)
+        state.save(st)
+        say(f"{name} removed")
+
+
 def down() -> None:
     """Stop every host, remove namespaces, mounts, veths and bridge, stop the proxy. Idempotent."""
     _preflight()
@@ -136,6 +179,8 @@ def power_on(name: str) -> dict[str, Any]:
             raise LabError(f"{name} was never up (see `hearthdb-lab status`)")
         if procs.alive(st.hosts[name].proc):
             raise LabError(f"{name} is running; power_kill it first")
+        if st.hosts[name].layer == "vm":
+            raise LabError(f"{name} is a VM: power_kill and power_on are for containers; reset it instead")
         started = time.monotonic()
         net.set_isolated(name, False)
         ref = hostmod.boot(name)

@@ -23,6 +23,10 @@ def _parser() -> argparse.ArgumentParser:
         choices=sorted(layers.LAYERS),
         help="stack a pre-built layer under the new hosts (postgresql: packages, no cluster)",
     )
+    s = sub.add_parser("add", help="start one host beside the others (--layer vm: a QEMU VM, its own kernel)")
+    s.add_argument("host")
+    s.add_argument("--layer", choices=sorted(layers.LAYERS), help="its layer (vm: a VM booting Debian's kernel)")
+    sub.add_parser("remove", help="stop one host and forget it").add_argument("host")
     sub.add_parser("down", help="stop every host, the bridge and the apt proxy")
     s = sub.add_parser("reset", help="recreate one host from its cached layers (fresh upper)")
     s.add_argument("host")
@@ -51,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         preflight.require_root()
         if args.command == "up":
             api.up(args.n, layer=args.layer)
+        elif args.command == "add":
+            api.add(args.host, layer=args.layer)
+        elif args.command == "remove":
+            api.remove(args.host)
         elif args.command == "down":
             api.down()
         elif args.command == "reset":

@@ -10,7 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import config, layers, net, procs
+from . import config, layers, net, procs, vm
 from .fsutil import is_mounted, mount_overlay, remove_tree, umount_all, write
 from .procs import ProcRef
 from .shell import LabError
@@ -56,8 +56,22 @@ def network_file(name: str) -> str:
 
 
 def create(name: str, layer: str | None, peers: list[str]) -> ProcRef:
-    """Fresh upper on the cached lowers, per-host files, network, then boot (does not wait for SSH)."""
+    """Fresh upper on the cached lowers, per-host files, network, then boot (does not wait for SSH).
+    On the `vm` layer: a fresh disk image with the same files, booted by QEMU (lab/vm.py)."""
     stop({name: None})  # whatever a crash or another state dir left under this name
+    if layer == vm.LAYER:
+        vm.ensure_packages()
+        files = {
+            "/etc/hostname": (f"{name}\n", 0o644),
+            "/etc/hosts": (hosts_file(name, peers), 0o644),
+            "/etc/systemd/network/10-eth0.network": (network_file(name), 0o644),
+            "/root/.ssh/authorized_keys": (Path(f"{key_path()}.pub").read_text(), 0o600),
+        }
+        host_dir(name).mkdir(parents=True, exist_ok=True)
+        vm.build_disk(name, files)
+        log = log_path(name)
+        log.unlink(missing_ok=True)
+        return vm.boot(name, log)
     d = host_dir(name)
     root = merged(name)
     mount_overlay(layers.lowers(layer), d / "upper", d / "work", root)
@@ -139,7 +153,9 @@ def ssh_ok(name: str, timeout: float = 3.0) -> bool:
 
 
 def wait_ssh(name: str, ref: ProcRef, timeout: float = SSH_TIMEOUT) -> float:
-    """Seconds until a real `ssh NAME true` succeeds; raises if nspawn dies or time runs out."""
+    """Seconds until a real `ssh NAME true` succeeds; raises if nspawn (or QEMU) dies or time runs out."""
+    if vm.disk(name).exists():
+        timeout = max(timeout, vm.SSH_TIMEOUT)
     started = time.monotonic()
     while True:
         # A bare TCP connect every 20 ms is far cheaper than an ssh process per try; ssh proper
@@ -147,7 +163,7 @@ def wait_ssh(name: str, ref: ProcRef, timeout: float = SSH_TIMEOUT) -> float:
         if _port_open(config.host_address(name), 22) and ssh_ok(name, timeout=5):
             return time.monotonic() - started
         if not procs.alive(ref):
-            raise LabError(f"{name}: systemd-nspawn exited during boot; see {log_path(name)}")
+            raise LabError(f"{name}: systemd-nspawn (or QEMU) exited during boot; see {log_path(name)}")
         if time.monotonic() - started > timeout:
             raise LabError(f"{name}: no SSH after {timeout:.0f} s; see {log_path(name)}")
         time.sleep(0.02)

@@ -65,6 +65,13 @@ LAYERS: dict[str, Layer] = {
         ),
         after="pg_dropcluster --stop 17 main; rm -rf /var/lib/postgresql/17/main /var/log/postgresql/*",
     ),
+    # a VM's root (lab/vm.py): the postgresql layer with Debian's kernel, its initramfs, and udev (which
+    # networkd waits for, and which loads virtio's modules); booted by QEMU, not nspawn
+    "vm": Layer(
+        version=1,
+        packages=("postgresql-17", "postgresql-17-pgvector", "linux-image-amd64", "udev", "kmod"),
+        after="pg_dropcluster --stop 17 main; rm -rf /var/lib/postgresql/17/main /var/log/postgresql/*",
+    ),
 }
 
 
