@@ -107,6 +107,38 @@ def deploy(tmp_path_factory: pytest.TempPathFactory, lab_hosts: list[dict[str, A
     return run
 
 
+def host_suite(hosts: list[str], config: dict[str, Any], where: Path, *args: str) -> Run:
+    """The user's host suite (tests/host) against lab hosts, as a user runs it: its own pytest process,
+    testinfra's --hosts and --ssh-config, the hearthdb.yml and hosts.yml of the deploy."""
+    api.deploy_env(where, api.inventory(hosts), config, where / "unused-secrets.yml")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "tests/host",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--hosts=" + ",".join(f"ssh://{h}" for h in hosts),
+            f"--ssh-config={api.ssh_config_path()}",
+            f"--hearthdb-config={where / 'hearthdb.yml'}",
+            f"--hearthdb-inventory={where / 'hosts.yml'}",
+            *args,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+def suite_counts(run: Run) -> dict[str, int]:
+    """passed / failed / deselected counts of the suite's summary line."""
+    return {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|deselected|skipped|error)", run.stdout)}
+
+
 def secrets(deploy: Callable[..., Run]) -> dict[str, str]:
     """The generated passwords the session's deploys use (controller side)."""
     return yaml.safe_load(deploy.secrets_file.read_text())  # type: ignore[attr-defined]

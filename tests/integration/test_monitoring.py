@@ -1,10 +1,13 @@
-"""Monitoring on a real host: Debian's exporters as hearthdb deploys them, scraped over the lab network by
-a real Prometheus (Debian's package) on the second host, with the configuration and alert rules
-`hearthdb-prometheus` writes, checked by promtool; and drift.py reports an exporter that drifted."""
+"""Day two on a real host: Debian's exporters as hearthdb deploys them, scraped over the lab network by a
+real Prometheus (Debian's package) on the second host, with the configuration and alert rules
+`hearthdb-prometheus` writes, checked by promtool; drift.py reports an exporter that drifted; and the
+user's host suite (tests/host) passes on the host, fails on drift naming it, and passes once a deploy
+repaired it."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -19,7 +22,7 @@ import yaml
 
 from lab import api
 
-from .conftest import Run, changed_ops, ssh
+from .conftest import Run, changed_ops, host_suite, ssh, suite_counts
 
 DB, PROM = "hdb1", "hdb2"
 CONFIG: dict[str, Any] = {
@@ -28,6 +31,7 @@ CONFIG: dict[str, Any] = {
     "databases": {"logos_db": {"extensions": ["vector", "pg_stat_statements"]}},
     "backup": {"enabled": True, "archive": {"timeout": 10}},
     "pooler": {"enabled": True},
+    "tls": {"enabled": True},
     "monitoring": {"enabled": True, "listen_address": "0.0.0.0", "scrape_interval": 2},
 }
 MANAGED = ["hearthminds_db", "logos_db", "aletheia_db"]
@@ -61,9 +65,11 @@ tests:
 
 
 @pytest.fixture(scope="module")
-def hosts(lab_hosts: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+def hosts(lab_hosts: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     if len(lab_hosts) < 2:
         pytest.skip("needs two lab hosts (HEARTHDB_TEST_HOSTS=2)")
+    # one CA and certificate for every run of the module (a relative dir would be each run's own)
+    CONFIG["tls"]["dir"] = str(tmp_path_factory.mktemp("tls"))
     db = api.reset(DB, layer="backup")
     prom = api.reset(PROM, layer=None)
     yield {"db": db, "prom": prom}
@@ -166,7 +172,8 @@ def test_exporters_deployed_scraped_and_alerting(
     ]
 
     # drift: an edited exporter file and a stopped exporter are reported, one run repairs both
-    assert drift(deploy) == (0, set())
+    code, items = drift(deploy)
+    assert (code, items) == (0, set()), items
     ssh(DB, "sed -i 's/--collector.stat_statements//' /etc/default/prometheus-postgres-exporter")
     ssh(DB, "systemctl stop prometheus-pgbouncer-exporter")
     code, items = drift(deploy)
@@ -179,3 +186,24 @@ def test_exporters_deployed_scraped_and_alerting(
     assert drift(deploy) == (0, set())
     assert changed_ops(deploy([DB], CONFIG, "-y", "--json")) == []
     assert changed_ops(deploy([DB], CONFIG, "--dry", "--json").json) == []
+
+
+def test_host_suite_passes_fails_on_drift_and_passes_again(
+    hosts: dict[str, Any], deploy: Callable[..., Run], tmp_path: Path
+) -> None:
+    """Runs after the test above left the host converged (backups, pooler, TLS, monitoring declared)."""
+    run = host_suite([DB], CONFIG, tmp_path)
+    assert run.code == 0, run.stdout[-4000:]
+    assert suite_counts(run) == {"passed": 13, "deselected": 1}  # all but the ha section's test
+    ssh(
+        DB,
+        "sudo -u postgres psql -X -q",
+        stdin="ALTER ROLE logos CREATEDB;\nGRANT CONNECT ON DATABASE aletheia_db TO logos;\n",
+    )
+    failed = host_suite([DB], CONFIG, tmp_path)
+    assert failed.code == 1
+    names = sorted(set(re.findall(r"^FAILED tests/host/test_host.py::(\w+)", failed.stdout, re.M)))
+    assert names == ["test_databases_and_isolation_matrix", "test_roles_as_declared"], failed.stdout[-3000:]
+    assert "logos may connect to aletheia_db" in failed.stdout
+    deploy([DB], CONFIG, "-y")
+    assert host_suite([DB], CONFIG, tmp_path).code == 0
