@@ -10,6 +10,7 @@ Nothing is downloaded but Debian packages through the lab's apt proxy.
 from __future__ import annotations
 
 import glob
+import os
 import shutil
 import subprocess
 import time
@@ -37,8 +38,10 @@ def disk(name: str) -> Path:
 def ensure_packages() -> None:
     where = "/usr/bin:/usr/sbin:/sbin:/bin"
     missing = sorted({pkg for cmd, pkg in REQUIRED.items() if shutil.which(cmd, path=where) is None})
-    if missing:
-        run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing])
+    if missing:  # ./dev setup installs them; a lab used on its own installs them here
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        run(["apt-get", "update", "-q"], env=env)
+        run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], env=env)
 
 
 def kvm_usable() -> bool:
