@@ -106,3 +106,23 @@ def test_cli_refuses_non_root(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
     assert cli.main(["status"]) != 0
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "must run as root" in err
+
+
+def test_vm_qemu_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The VM boots the vm layer's own kernel and initramfs from a virtio disk, on a tap named like a
+    container's veth (so teardown removes both alike), with the container's guest MAC; software emulation
+    uses every core, KVM hides the MSR some nested hypervisors refuse."""
+    from lab import vm
+
+    monkeypatch.setattr(vm, "kernel_files", lambda: ("/k/vmlinuz-6.12", "/k/initrd.img-6.12"))
+    monkeypatch.setenv("HEARTHDB_LAB_DIR", str(tmp_path))
+    args = vm.qemu_args("hdb20", False, tmp_path / "console.log")
+    joined = " ".join(args)
+    assert args[0] == "qemu-system-x86_64"
+    assert "-kernel /k/vmlinuz-6.12 -initrd /k/initrd.img-6.12" in joined
+    assert "root=/dev/vda rw console=ttyS0 net.ifnames=0" in joined
+    assert f"file={tmp_path}/hosts/hdb20/disk.raw,format=raw,if=virtio" in joined
+    assert f"tap,id=n0,ifname={config.veth_host_side('hdb20')},script=no" in joined
+    assert f"mac={config.veth_guest_mac('hdb20')}" in joined
+    assert "-accel tcg,thread=multi" in joined and "kvm" not in joined
+    assert vm.accel_args(True) == ["-accel", "kvm", "-cpu", "host,-arch-capabilities"]
