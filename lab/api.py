@@ -86,12 +86,17 @@ def add(name: str, layer: str | None = None) -> dict[str, Any]:
         peers = sorted({*st.hosts, name}, key=config.host_index)
         for other in st.hosts:
             hostmod.add_peers(other, peers)
-        ref = hostmod.create(name, layer, peers)
-        st.hosts[name] = HostState(proc=ref, layer=layer)
-        state.save(st)
-        boot = hostmod.wait_ssh(name, ref)
+        boot = _create_and_wait(st, name, layer, peers)
         say(f"{name} up in {time.monotonic() - started:.1f} s (SSH {boot:.1f} s after start); layer {layer or '-'}")
         return state.host_entry(name)
+
+
+def _create_and_wait(st: LabState, name: str, layer: str | None, peers: list[str]) -> float:
+    """Create and boot NAME, recorded at once (so `down` can clean up if the wait fails); seconds to SSH."""
+    ref = hostmod.create(name, layer, peers)
+    st.hosts[name] = HostState(proc=ref, layer=layer)
+    state.save(st)
+    return hostmod.wait_ssh(name, ref)
 
 
 def remove(name: str) -> None:
@@ -151,10 +156,7 @@ def reset(name: str, layer: str | None = _KEEP) -> dict[str, Any]:
         proxy.ensure(st)
         if layer:
             layers.ensure_layer(layer)
-        ref = hostmod.create(name, layer, sorted(st.hosts, key=config.host_index))
-        st.hosts[name] = HostState(proc=ref, layer=layer)
-        state.save(st)
-        hostmod.wait_ssh(name, ref)
+        _create_and_wait(st, name, layer, sorted(st.hosts, key=config.host_index))
         say(f"{name} reset in {time.monotonic() - started:.1f} s")
         return state.host_entry(name)
 
