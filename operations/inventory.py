@@ -128,9 +128,10 @@ def host_data(entry: HostEntry) -> dict[str, Any]:
     return data
 
 
-def inventory_hosts() -> list[tuple[str, dict[str, Any]]]:
-    """(name, pyinfra host data) for every target host; an empty inventory is an error."""
-    path = os.environ.get(INVENTORY_ENV)
+def inventory_hosts(path: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """(name, pyinfra host data) for every target host of the YAML file `path` (default: the one
+    HEARTHDB_INVENTORY names, else the lab's running hosts); an empty inventory is an error."""
+    path = path or os.environ.get(INVENTORY_ENV)
     if path:
         entries = _file_entries(Path(path))
         source = path

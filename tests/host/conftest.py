@@ -114,16 +114,7 @@ class Expected:
 def _inventory_name(host: Any, inventory: str | None) -> str:
     address = host.backend.get_hostname()
     if inventory:
-        previous = os.environ.get(INVENTORY_ENV)
-        os.environ[INVENTORY_ENV] = inventory
-        try:
-            entries = inventory_hosts()
-        finally:
-            if previous is None:
-                os.environ.pop(INVENTORY_ENV)
-            else:
-                os.environ[INVENTORY_ENV] = previous
-        for name, data in entries:
+        for name, data in inventory_hosts(inventory):
             if address in (name, data["ssh_hostname"]):
                 return name
         raise pytest.UsageError(f"--hearthdb-inventory: no host {address!r} in {inventory}")
