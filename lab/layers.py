@@ -21,6 +21,7 @@ class Layer:
     version: int  # bump when packages or script change: the layer is rebuilt
     packages: tuple[str, ...]
     after: str  # shell run after the install
+    on: str | None = None  # the layer it is built on (None: the base)
 
 
 LAYERS: dict[str, Layer] = {
@@ -65,19 +66,16 @@ LAYERS: dict[str, Layer] = {
         ),
         after="pg_dropcluster --stop 17 main; rm -rf /var/lib/postgresql/17/main /var/log/postgresql/*",
     ),
-    # a VM's root (lab/vm.py): the postgresql layer with Debian's kernel, its initramfs, and udev (which
+    # a VM's root (lab/vm.py), on the postgresql layer: Debian's kernel, its initramfs, and udev (which
     # networkd waits for, and which loads virtio's modules); booted by QEMU, not nspawn
-    "vm": Layer(
-        version=1,
-        packages=("postgresql-17", "postgresql-17-pgvector", "linux-image-amd64", "udev", "kmod"),
-        after="pg_dropcluster --stop 17 main; rm -rf /var/lib/postgresql/17/main /var/log/postgresql/*",
-    ),
+    "vm": Layer(version=2, packages=("linux-image-amd64", "udev", "kmod"), after="true", on="postgresql"),
 }
 
 
 def layer_dir(name: str) -> Path:
     layer = _get(name)
-    return config.cache_dir() / f"layer-{name}-v{layer.version}-on-base-v{base.BASE_VERSION}"
+    parent = f"-on-{layer.on}-v{_get(layer.on).version}" if layer.on else ""
+    return config.cache_dir() / f"layer-{name}-v{layer.version}{parent}-on-base-v{base.BASE_VERSION}"
 
 
 def _get(name: str) -> Layer:
@@ -89,7 +87,9 @@ def _get(name: str) -> Layer:
 
 def lowers(layer: str | None) -> list[Path]:
     """Overlay lower dirs, topmost first."""
-    return [layer_dir(layer), base.base_dir()] if layer else [base.base_dir()]
+    if not layer:
+        return [base.base_dir()]
+    return [layer_dir(layer), *lowers(_get(layer).on)]
 
 
 def ensure_layer(name: str) -> Path:
@@ -97,6 +97,8 @@ def ensure_layer(name: str) -> Path:
     target = layer_dir(name)
     if target.is_dir():
         return target
+    if layer.on:
+        ensure_layer(layer.on)
     started = time.monotonic()
     say(f"building layer {name}: {' '.join(layer.packages)}")
     build = target.with_name(target.name + ".build")
@@ -105,7 +107,7 @@ def ensure_layer(name: str) -> Path:
     log = logs_dir() / f"layer-{name}-build.log"
     log.unlink(missing_ok=True)
     try:
-        mount_overlay([base.base_dir()], upper, work, merged)
+        mount_overlay(lowers(layer.on), upper, work, merged)
         write(merged / base.POLICY_RC_D, "#!/bin/sh\nexit 101\n", 0o755)
         script = "; ".join(
             [

@@ -49,6 +49,9 @@ def kvm_usable() -> bool:
     with the boot's machine and CPU that is still up after 2 s got its VM; one that cannot exits at once."""
     if not Path("/dev/kvm").exists():
         return False
+    flags = {w for line in _text(Path("/proc/cpuinfo")).splitlines() if line.startswith("flags") for w in line.split()}
+    if not flags & {"vmx", "svm"}:  # a CPU without virtualisation extensions: KVM cannot run a guest
+        return False
     probe = subprocess.Popen(
         ["qemu-system-x86_64", "-machine", "q35", *accel_args(True), "-display", "none", "-nodefaults", "-S"],
         stdin=subprocess.DEVNULL,

@@ -32,7 +32,12 @@ BASE: dict[str, Any] = {
         {"type": "host", "database": "all", "user": "all", "address": "10.213.7.0/24"},
     ],
 }
-HA = {**BASE, "ha": {"enabled": True, "members": MEMBERS}, "pooler": {"enabled": True}}
+HA = {
+    **BASE,
+    "ha": {"enabled": True, "members": MEMBERS},
+    "pooler": {"enabled": True},
+    "monitoring": {"enabled": True},  # the exporters on every member, replicas included (validated)
+}
 CHECKSUM = "SELECT json_build_object('n', count(*), 'sum', md5(string_agg(id::text || v, ',' ORDER BY id))) FROM kept"
 
 
@@ -117,7 +122,7 @@ def test_rerun_and_dry_change_nothing(cluster: dict[str, str], deploy: Callable[
     again = deploy(MEMBERS, HA, "-y", "--json")
     print(f"ha: no-op rerun on 3 members: {time.monotonic() - t:.1f} s")
     assert changed_ops(again) == [], again.stderr[-3000:]
-    for verdict in ("ha_members", "ha_streaming", "ha_lag", "ha_timeline", "ha_patroni"):
+    for verdict in ("ha_members", "ha_streaming", "ha_lag", "ha_timeline", "ha_patroni", "exporter_databases"):
         assert f"ok   {verdict}" in again.stderr
     dry = deploy(MEMBERS, HA, "--dry", "--json")
     assert changed_ops(dry) == [], dry.stderr[-3000:]
@@ -127,8 +132,8 @@ def test_host_suite_passes_on_every_member(cluster: dict[str, str], tmp_path: Pa
     """The user's host suite against the three members at once: Patroni's view, each member's files."""
     run = host_suite(MEMBERS, HA, tmp_path)
     assert run.code == 0, run.stdout[-4000:]
-    # per member: every test but TLS and monitoring (not declared) and backups (refused with ha)
-    assert suite_counts(run) == {"passed": 11 * len(MEMBERS), "deselected": 3 * len(MEMBERS)}, run.stdout[-2000:]
+    # per member: every test but TLS (not declared) and backups (refused with ha)
+    assert suite_counts(run) == {"passed": 12 * len(MEMBERS), "deselected": 2 * len(MEMBERS)}, run.stdout[-2000:]
 
 
 def test_endpoint_writes_reach_the_replicas(cluster: dict[str, str], deploy: Callable[..., Run]) -> None:
