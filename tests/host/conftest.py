@@ -48,6 +48,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "section(name): runs only when that section of hearthdb.yml is enabled")
+    config.addinivalue_line("markers", "any_host: also runs on a backup repository host and an etcd-only member")
 
 
 def _config(config: pytest.Config) -> HearthConfig:
@@ -81,6 +82,16 @@ class Expected:
     databases: dict[str, DatabaseSpec]
     roles: dict[str, RoleSpec]
     stanza: str | None
+
+    @property
+    def kind(self) -> str:
+        """ "database", or "repository" (backup.repository.host) or "etcd" (an etcd member only): those
+        run no PostgreSQL."""
+        if self.cfg.backup.enabled and self.name == self.cfg.backup.repository.host:
+            return "repository"
+        if self.cfg.ha.enabled and self.name not in self.cfg.ha.members:
+            return "etcd"
+        return "database"
 
     def sql(self, query: str, database: str = "postgres") -> str:
         """One query as OS user postgres over the local socket; its single value (psql -At)."""
@@ -133,3 +144,13 @@ def expected(host: Any, cfg: HearthConfig, pytestconfig: pytest.Config) -> Expec
         roles=desired_roles(cfg),
         stanza=stanza_name(cfg.backup, name) if cfg.backup.enabled else None,
     )
+
+
+@pytest.fixture(autouse=True)
+def _database_hosts_only(request: pytest.FixtureRequest) -> None:
+    """A check of PostgreSQL on a host that runs none is skipped, saying why (not failed)."""
+    if "expected" not in request.fixturenames or request.node.get_closest_marker("any_host"):
+        return
+    e: Expected = request.getfixturevalue("expected")
+    if e.kind != "database":
+        pytest.skip(f"{e.name} is {'the backup repository host' if e.kind == 'repository' else 'an etcd member only'}")

@@ -216,11 +216,13 @@ def test_secret_files_are_private(expected: Expected) -> None:
 
 
 @pytest.mark.section("backup")
+@pytest.mark.any_host
 def test_backups(expected: Expected) -> None:
     """WAL is archived into this host's stanza, which holds a full backup, and the archiver's last attempt
-    did not fail."""
+    did not fail; a repository host holds the repository."""
     e = expected
-    if e.name == e.cfg.backup.repository.host:
+    if e.kind == "repository":
+        assert e.host.file(e.cfg.backup.repository.path).is_directory
         return
     assert e.sql("SHOW archive_mode") == "on"
     with e.host.sudo("postgres"):
@@ -245,6 +247,7 @@ def _rest(e: Expected, path: str) -> Any:
 
 
 @pytest.mark.section("ha")
+@pytest.mark.any_host
 def test_ha_cluster(expected: Expected) -> None:
     """Patroni sees every declared member, one leader, every replica streaming on the leader's timeline."""
     e = expected
