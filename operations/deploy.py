@@ -168,13 +168,8 @@ def exporter_files(cfg: HearthConfig, target: Cluster, dbs: dict, stanza: str | 
     kinds = monitoring.exporters(mon, cfg.pooler.enabled, stanza is not None)
     if not kinds:
         return
-    files = {
-        "postgres": monitoring.POSTGRES_EXPORTER_DEFAULTS,
-        "pgbouncer": monitoring.PGBOUNCER_EXPORTER_DEFAULTS,
-        "pgbackrest": monitoring.PGBACKREST_EXPORTER_DEFAULTS,
-    }
-    units = [monitoring.UNITS[k] for k in kinds]
-    probe = probe_args(target, "", [], 0, units, [files[k] for k in kinds])  # units and files only
+    chosen = [monitoring.EXPORTERS[k] for k in kinds]
+    probe = probe_args(target, "", [], 0, [e.unit for e in chosen], [e.defaults for e in chosen])  # units, files
     queries = monitoring.queries_yaml(mon)
     conffiles.installed_file(
         name="PostgreSQL exporter queries",
@@ -189,9 +184,9 @@ def exporter_files(cfg: HearthConfig, target: Cluster, dbs: dict, stanza: str | 
         "pgbouncer": monitoring.pgbouncer_exporter_environment(mon, cfg.pooler.port),
         "pgbackrest": monitoring.pgbackrest_exporter_environment(mon, PGBACKREST_CONF, stanza or ""),
     }
-    for kind in kinds:
+    for kind, exporter in zip(kinds, chosen, strict=True):
         hanodes.service_file(
-            name=f"{kind} exporter", path=files[kind], content=content[kind], unit=monitoring.UNITS[kind], probe=probe
+            name=f"{kind} exporter", path=exporter.defaults, content=content[kind], unit=exporter.unit, probe=probe
         )
 
 
@@ -309,7 +304,7 @@ def ha_packages(cfg: HearthConfig) -> list[str]:
     if cfg.pooler.enabled:
         out.append("pgbouncer")
     backup = cfg.backup.enabled and host.name != cfg.backup.repository.host
-    out += [monitoring.PACKAGES[k] for k in monitoring.exporters(cfg.monitoring, cfg.pooler.enabled, backup)]
+    out += [monitoring.EXPORTERS[k].package for k in monitoring.exporters(cfg.monitoring, cfg.pooler.enabled, backup)]
     return out
 
 

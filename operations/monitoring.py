@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import yaml
@@ -25,19 +26,30 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 MONITOR_DATABASE = "postgres"  # where the exporter connects (and pg_stat_statements is created for it)
 IDENT_MAP = "hearthdb_monitor"
 EXPORTER_USER = "prometheus"  # the OS user Debian's prometheus-postgres-exporter unit runs as
-POSTGRES_EXPORTER_DEFAULTS = "/etc/default/prometheus-postgres-exporter"
 POSTGRES_EXPORTER_QUERIES = "/etc/prometheus/hearthdb-postgres-queries.yml"
-PGBOUNCER_EXPORTER_DEFAULTS = "/etc/default/prometheus-pgbouncer-exporter"
-PGBACKREST_EXPORTER_DEFAULTS = "/etc/default/prometheus-pgbackrest-exporter"
-UNITS = {
-    "postgres": "prometheus-postgres-exporter.service",
-    "pgbouncer": "prometheus-pgbouncer-exporter.service",
-    "pgbackrest": "prometheus-pgbackrest-exporter.service",
-}
-PACKAGES = {
-    "postgres": "prometheus-postgres-exporter",
-    "pgbouncer": "prometheus-pgbouncer-exporter",
-    "pgbackrest": "prometheus-pgbackrest-exporter",
+
+
+@dataclass(frozen=True)
+class Exporter:
+    """One of Debian's exporters: its package (also the name of its unit and /etc/default file) and the
+    metric that says it reaches what it watches."""
+
+    package: str
+    up_metric: str
+
+    @property
+    def unit(self) -> str:
+        return f"{self.package}.service"
+
+    @property
+    def defaults(self) -> str:
+        return f"/etc/default/{self.package}"
+
+
+EXPORTERS = {
+    "postgres": Exporter("prometheus-postgres-exporter", "pg_up"),
+    "pgbouncer": Exporter("prometheus-pgbouncer-exporter", "pgbouncer_up"),
+    "pgbackrest": Exporter("prometheus-pgbackrest-exporter", "pgbackrest_exporter_status"),
 }
 # The latest validation verdict of each host, written by every validation (in `postgres`, readable by
 # pg_monitor): what the `hearthdb_validation_failed` metric and its alert read.
@@ -66,6 +78,12 @@ class Monitoring(_Strict):
     backup_interval: Annotated[int, Field(ge=60, le=86400)] = 600  # seconds between pgBackRest readings
     scrape_interval: Annotated[int, Field(ge=1, le=3600)] = 30  # seconds, in the generated prometheus.yml
     alerts: Alerts = Field(default_factory=Alerts)
+
+    def port(self, kind: str) -> int:
+        """The port of exporter `kind` (a key of EXPORTERS)."""
+        return {"postgres": self.postgres_port, "pgbouncer": self.pgbouncer_port, "pgbackrest": self.pgbackrest_port}[
+            kind
+        ]
 
     @field_validator("listen_address")
     @classmethod
@@ -114,7 +132,7 @@ def postgres_exporter_environment(mon: Monitoring, stat_statements: bool, querie
     """/etc/default/prometheus-postgres-exporter. The queries file's digest is written in it, so a new
     queries file restarts the exporter like a new environment does."""
     args = [
-        f"--web.listen-address={_listen(mon.listen_address, mon.postgres_port)}",
+        f"--web.listen-address={_listen(mon.listen_address, mon.port('postgres'))}",
         "--no-collector.database",
         f"--extend.query-path={POSTGRES_EXPORTER_QUERIES}",
     ]
@@ -135,7 +153,7 @@ def pgbouncer_exporter_environment(mon: Monitoring, pooler_port: int) -> str:
     user over the socket from that OS user without a password."""
     dsn = f"postgres://pgbouncer@/pgbouncer?host=/var/run/postgresql&port={pooler_port}&sslmode=disable"
     args = [
-        f"--web.listen-address={_listen(mon.listen_address, mon.pgbouncer_port)}",
+        f"--web.listen-address={_listen(mon.listen_address, mon.port('pgbouncer'))}",
         f"--pgBouncer.connectionString={dsn}",
     ]
     return "# Managed by hearthdb (monitoring): do not edit.\nPGBOUNCER_EXPORTER_CONNECTION_STRING=''\n" + (
@@ -145,7 +163,7 @@ def pgbouncer_exporter_environment(mon: Monitoring, pooler_port: int) -> str:
 
 def pgbackrest_exporter_environment(mon: Monitoring, config: str, stanza: str) -> str:
     args = [
-        f"--web.listen-address={_listen(mon.listen_address, mon.pgbackrest_port)}",
+        f"--web.listen-address={_listen(mon.listen_address, mon.port('pgbackrest'))}",
         f"--backrest.config={config}",
         f"--backrest.stanza-include={stanza}",
         f"--collect.interval={mon.backup_interval}",
@@ -174,9 +192,8 @@ PROOF = {
 
 def exporter_url(mon: Monitoring, kind: str) -> str:
     """Where the exporter answers, as seen from its own host."""
-    port = {"postgres": mon.postgres_port, "pgbouncer": mon.pgbouncer_port, "pgbackrest": mon.pgbackrest_port}[kind]
     address = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(mon.listen_address, mon.listen_address)
-    return f"http://{_listen(address, port)}/metrics"
+    return f"http://{_listen(address, mon.port(kind))}/metrics"
 
 
 def _samples(lines: list[str], name: str) -> list[tuple[dict[str, str], str]]:
@@ -226,7 +243,7 @@ def exporter_checks(
     its pools, pgBackRest's the host's stanza."""
     if lines is None:
         return [(f"exporter_{kind}", False, "does not answer")]
-    up = {"postgres": "pg_up", "pgbouncer": "pgbouncer_up", "pgbackrest": "pgbackrest_exporter_status"}[kind]
+    up = EXPORTERS[kind].up_metric
     values = [v for _, v in _samples(lines, up)]
     ok = bool(values) and all(v == "1" for v in values)
     out = [(f"exporter_{kind}", ok, "" if ok else f"{up} is not 1")]
@@ -276,13 +293,12 @@ def scrape_config(mon: Monitoring, hosts: dict[str, str], jobs: list[str]) -> st
     """A prometheus.yml for the declared hosts (inventory name -> address): the rules file, one scrape job
     per exporter, each target labelled with its inventory name (`host`) so alerts name it. Complete as
     it is; its `scrape_configs` and `rule_files` also merge into an existing one."""
-    port = {"postgres": mon.postgres_port, "pgbouncer": mon.pgbouncer_port, "pgbackrest": mon.pgbackrest_port}
     wildcard = mon.listen_address in ("0.0.0.0", "::")
     configs = []
     for job in jobs:
         targets = [
             {
-                "targets": [_listen(address if wildcard else mon.listen_address, port[job])],
+                "targets": [_listen(address if wildcard else mon.listen_address, mon.port(job))],
                 "labels": {"host": name},
             }
             for name, address in hosts.items()

@@ -16,7 +16,7 @@ from operations.desired import package_names, stat_statements_declared
 from operations.ha import hba_lines as ha_hba_lines
 from operations.ha import pgbouncer_ini, pooled_databases
 from operations.migrations import load_bundles
-from operations.monitoring import PACKAGES, UNITS, exporter_checks, exporter_url, exporters
+from operations.monitoring import EXPORTERS, exporter_checks, exporter_url, exporters
 from operations.monitoring import hba_lines as monitoring_hba_lines
 from operations.render import hba_content, settings_content
 from operations.target import PGBACKREST_CONF, PGBOUNCER_INI
@@ -35,7 +35,7 @@ def test_packages_installed(expected: Expected) -> None:
         names.append("pgbouncer")
     if e.cfg.ha.enabled:
         names += ["patroni", "etcd-client"]
-    names += [PACKAGES[k] for k in exporters(e.cfg.monitoring, e.cfg.pooler.enabled, e.cfg.backup.enabled)]
+    names += [EXPORTERS[k].package for k in exporters(e.cfg.monitoring, e.cfg.pooler.enabled, e.cfg.backup.enabled)]
     missing = [n for n in names if not e.host.package(n).is_installed]
     assert not missing, f"not installed: {missing}"
 
@@ -286,7 +286,8 @@ def test_exporters(expected: Expected) -> None:
     managed = [n for n, d in e.databases.items() if d.present]
     failed = []
     for kind in exporters(mon, e.cfg.pooler.enabled, e.stanza is not None):
-        assert e.host.service(UNITS[kind]).is_running, f"{UNITS[kind]} is not running"
+        unit = EXPORTERS[kind].unit
+        assert e.host.service(unit).is_running, f"{unit} is not running"
         code = f"import urllib.request as u; print(u.urlopen({exporter_url(mon, kind)!r}, timeout=10).read().decode())"
         out = e.host.run(f"python3 -c {json.dumps(code)}")
         lines = out.stdout.splitlines() if out.rc == 0 else None
