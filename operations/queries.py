@@ -65,6 +65,11 @@ SERVER_QUERY = SERVER_QUERY.replace("{database_fields}", _DATABASE_FIELDS)
 _ACCESS = [*REWIND_FUNCTIONS, f"{AUTH_SCHEMA}.{AUTH_FUNCTION}(text)"]
 SERVER_QUERY = SERVER_QUERY.replace("{access_functions}", ", ".join(f"'{f}'" for f in _ACCESS))
 
+# Every object initdb made has an oid below this (FirstNormalObjectId), user objects never do (pg_upgrade
+# keeps their oids). The range lets the object scan skip pg_proc's ~3300 built-in functions by index: a
+# fresh backend's catalog scan is most of what a visit of one database costs.
+FIRST_NORMAL_OID = 16384
+
 # Per database, run after `\connect`: its installed extensions and their versions, and the privileges
 # `privileges.plan_privileges` reads: every schema's owner and ACL; per schema and kind (tables, sequences,
 # functions; an extension's own objects left out) the object count and, per grantee other than the
@@ -77,13 +82,15 @@ obj AS (
   SELECT ns.nspname AS nsp, CASE WHEN c.relkind = 'S' THEN 'sequences' ELSE 'tables' END AS kind, c.relowner AS owner,
          coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner)) AS acl
   FROM pg_class c JOIN ns ON ns.oid = c.relnamespace
-  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND NOT EXISTS (SELECT 1 FROM pg_depend e
-    WHERE e.classid = 'pg_class'::regclass AND e.objid = c.oid AND e.deptype = 'e')
+  WHERE c.oid >= {first_normal} AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+    AND NOT EXISTS (SELECT 1 FROM pg_depend e
+                    WHERE e.classid = 'pg_class'::regclass AND e.objid = c.oid AND e.deptype = 'e')
   UNION ALL
   SELECT ns.nspname, 'functions', p.proowner, coalesce(p.proacl, acldefault('f'::"char", p.proowner))
   FROM pg_proc p JOIN ns ON ns.oid = p.pronamespace
-  WHERE p.prokind IN ('f', 'a', 'w') AND NOT EXISTS (SELECT 1 FROM pg_depend e
-    WHERE e.classid = 'pg_proc'::regclass AND e.objid = p.oid AND e.deptype = 'e'))
+  WHERE p.oid >= {first_normal} AND p.prokind IN ('f', 'a', 'w')
+    AND NOT EXISTS (SELECT 1 FROM pg_depend e
+                    WHERE e.classid = 'pg_proc'::regclass AND e.objid = p.oid AND e.deptype = 'e'))
 SELECT json_build_object('db', current_database(),
   'oid', (SELECT oid::bigint FROM pg_database WHERE datname = current_database()),
   'extensions', (SELECT json_object_agg(extname, extversion ORDER BY extname) FROM pg_extension),
@@ -113,7 +120,7 @@ SELECT json_build_object('db', current_database(),
                     a.privilege_type)), '[]'::json)
                   FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace
                   LEFT JOIN LATERAL aclexplode(d.defaclacl) a ON true))
-""".strip()
+""".strip().replace("{first_normal}", str(FIRST_NORMAL_OID))
 
 # In the cron database, only where pg_cron's table exists: the jobs there, by name.
 CRON_QUERY = r"""
@@ -141,12 +148,12 @@ SELECT json_build_object('db', current_database(),
 PER_DATABASE_SCRIPT = (
     "\\connect %1$s\n"
     + DATABASE_QUERY
-    + ";\nSELECT to_regclass('hearthdb.schema_migrations') IS NOT NULL AS hearthdb_ledger \\gset\n"
+    + ";\nSELECT to_regclass('hearthdb.schema_migrations') IS NOT NULL AS hearthdb_ledger,"
+    + " to_regclass('cron.job') IS NOT NULL AS hearthdb_cron \\gset\n"
     + "\\if :hearthdb_ledger\n"
     + LEDGER_QUERY
     + ";\n\\endif"
-    + "\nSELECT to_regclass('cron.job') IS NOT NULL AS hearthdb_cron \\gset\n"
-    + "\\if :hearthdb_cron\n"
+    + "\n\\if :hearthdb_cron\n"
     + CRON_QUERY
     + ";\n\\endif"
 )
