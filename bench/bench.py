@@ -827,6 +827,54 @@ def writer(host: dict[str, Any], password: str, stop: Any, acked: list[tuple[int
             time.sleep(0.01)
 
 
+# What each of hearthdb's pgBackRest defaults costs, as command-line overrides of its configuration: the
+# defaults (lz4, process-max 4, block incremental, page checksums, no delta) and one change each.
+BACKUP_VARIANTS = {
+    "hearthdb's defaults": "",
+    "zst (level 3)": "--compress-type=zst",
+    "process-max 2": "--process-max=2",
+    "delta (checksum every file)": "--delta",
+    "no block incremental": "--no-repo1-block",
+    "no page checksums": "--no-checksum-page",
+}
+
+
+def backup_variants(db: str, tar: float, untar: float) -> dict[str, dict[str, float]]:
+    """Per variant, on the filled host: a full backup, a 1% change, an incremental, a restore of it into a
+    scratch directory (pgBackRest alone, no hearthdb around it), each from a cold page cache."""
+    pgb = f"cd /tmp; sudo -u postgres pgbackrest --stanza={db}"
+    out: dict[str, dict[str, float]] = {}
+    for i, (name, opts) in enumerate(BACKUP_VARIANTS.items()):
+        row: dict[str, float] = {"full s": timed_ssh(db, f"{pgb} {opts} --type=full backup")}
+        full = json.loads(ssh(db, f"{pgb} --output=json info").stdout)[0]["backup"][-1]
+        change = f"UPDATE memories SET content = content || '!' WHERE id % 100 = {50 + i}; CHECKPOINT;"
+        psql_time(db, "logos_db", change)  # 1% of the rows, other ones each time
+        row["incr s"] = timed_ssh(db, f"{pgb} {opts} --type=incr backup")
+        incr = json.loads(ssh(db, f"{pgb} --output=json info").stdout)[0]["backup"][-1]
+        scratch = "/var/tmp/variant-restore"
+        row["restore s"] = timed_ssh(
+            db,
+            f"rm -rf {scratch} && install -d -m 700 -o postgres {scratch} && {pgb} --pg1-path={scratch} "
+            f"--set={incr['label']} --type=immediate --archive-mode=off restore && sync",
+        )
+        ssh(db, f"rm -rf {scratch}")
+        row["full repo MB"] = round(full["info"]["repository"]["delta"] / 1e6)
+        row["incr repo MB"] = round(incr["info"]["repository"]["delta"] / 1e6, 1)
+        row |= {
+            "full/tar": ratio(row["full s"], tar),
+            "incr/full": ratio(row["incr s"], row["full s"]),
+            "restore/untar": ratio(row["restore s"], untar),
+        }
+        out[name] = row
+    keys = ["full s", "full/tar", "incr s", "incr/full", "restore s", "restore/untar", "full repo MB", "incr repo MB"]
+    show(
+        f"pgBackRest alone, one change from hearthdb's defaults each (tar {tar} s, untar {untar} s)",
+        ["variant", *keys],
+        [[name, *(row[k] for k in keys)] for name, row in out.items()],
+    )
+    return out
+
+
 def bench_backup(size_gb: float = 2.0) -> dict[str, Any]:
     """pgBackRest on ~`size_gb` GB of 1536-d memory rows, on one lab host with its repository on the same
     disk: full backup beside pg_basebackup and a plain tar of the data directory (the floor), restore beside
@@ -874,6 +922,7 @@ def bench_backup(size_gb: float = 2.0) -> dict[str, Any]:
     stamps = json.loads(ssh(db, f"sudo -u postgres pgbackrest --stanza={db} --output=json info").stdout)[0]["backup"]
     took = {b["type"]: b["timestamp"]["stop"] - b["timestamp"]["start"] for b in stamps}
     out["pgbackrest full s"], out["pgbackrest incr s"] = took.get("full"), took.get("incr")
+    out["variants"] = backup_variants(db, out["floor tar"], out["floor untar"])
     print(json.dumps(out), flush=True)  # the one-host figures, before the recovery-point run
 
     # the recovery point: repository on `repo`, the database host killed while writes commit
