@@ -97,11 +97,11 @@ class Backup(_Strict):
     stanza: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")] | None = None  # default: host name
     repository: Repository = Field(default_factory=Repository)
     retention: Retention = Field(default_factory=Retention)
-    # lz4: a full backup of 2 GB of embeddings in 0.82x the time of zst level 3 for a repository 1.14x
+    # lz4: a full backup of 2 GB of embeddings in 0.76x the time of zst level 3, for a repository 1.14x
     # as large (README, "Backups: what the defaults cost")
     compression: Literal["zst", "lz4", "gz", "bz2", "none"] = "lz4"
     compression_level: Annotated[int, Field(ge=0, le=19)] | None = None  # default: pgBackRest's for the type
-    process_max: Annotated[int, Field(ge=1, le=64)] = 4  # 2 per core measured: reads overlap the hashing
+    process_max: Annotated[int, Field(ge=1, le=64)] = 2
     encryption: bool = False  # aes-256-cbc; the passphrase is generated once on the controller
     archive: Archive = Field(default_factory=Archive)
     schedule: Schedule = Field(default_factory=Schedule)
