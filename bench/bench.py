@@ -43,6 +43,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -877,7 +878,16 @@ def backup_variants(db: str, data: str, tar: float, untar: float) -> dict[str, d
         ["variant", *keys],
         [[name, *(row[k] for k in keys)] for name, row in out.items()],
     )
+    save("backup-variants", out, lambda ax: plot_backup_variants(ax, out, tar, untar), size=(10, 4.5))
     return out
+
+
+def plot_backup_variants(ax: Any, out: dict[str, dict[str, float]], tar: float, untar: float) -> None:
+    steps = [("full", "full s", BLUE), ("incremental after 1%", "incr s", LIGHT_BLUE), ("restore", "restore s", PURPLE)]
+    groups = [textwrap.fill(name, 14) for name in out]  # labels that fit under their bars
+    series = [(label, [row[key] for row in out.values()], color) for label, key, color in steps]
+    title = f"pgBackRest alone, one change from hearthdb's defaults each (tar {tar} s, untar {untar} s)"
+    grouped(ax, groups, series, "seconds", title)
 
 
 def bench_backup(size_gb: float = 2.0) -> dict[str, Any]:
