@@ -31,8 +31,8 @@ def _note_drift(phase: Phase, missing: set[str]) -> None:
     gets once created (its grants, extensions, migrations) is not drift of its own."""
     where = phase.name
     for s in phase.statements:
-        if s.display.startswith("\\connect "):
-            where = "database " + s.display.split(" ", 1)[1].strip('"')
+        if s.database is not None:
+            where = "database " + s.database
             continue
         if not s.change or not s.display:
             continue

@@ -18,6 +18,7 @@ class Stmt:
     change: bool = True  # False for session plumbing that alone is no change (SET, locks, guards)
     # what differs, for drift.py: (object, key, declared, actual), secrets never in it; None: the statement
     drift: tuple[str, str, str, str] | None = None
+    database: str | None = None  # a `\connect`'s database: where the statements after it run
 
     def about(self, obj: str, key: str, declared: object, actual: object) -> Stmt:
         return replace(self, drift=(obj, key, _text(declared), _text(actual)))
@@ -53,4 +54,4 @@ def stmt(template: str, *args: sql.Composable | str, **kwargs: sql.Composable | 
 
 def connect(database: str) -> Stmt:
     # psql treats a double-quoted meta-command argument like an identifier.
-    return Stmt("\\connect " + sql.Identifier(database).as_string(None), change=False)
+    return Stmt("\\connect " + sql.Identifier(database).as_string(None), change=False, database=database)

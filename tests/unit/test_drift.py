@@ -10,12 +10,13 @@ from pyinfra.api import HiddenValue
 from pyinfra.api.state import StateStage
 from pyinfra.context import ctx_host, ctx_state
 
-from operations import drift, lock, server
+from operations import drift, lock, objects, server
 from operations.desired import ROLE_FLAGS, RoleSpec
 from operations.drift import Item, exit_status, report, table
 from operations.facts import DebPackageStatus
 from operations.hanodes import HaState, _digest, service_file
-from operations.plan import plan_roles
+from operations.plan import Phase, plan_roles
+from operations.statements import Stmt, connect
 
 from .fakehost import FakeHost
 
@@ -144,3 +145,16 @@ def test_a_service_file_reports_its_content_and_a_stopped_unit_its_state(driftin
     run(service_file, {HaState: {"digests": {"/etc/default/etcd": _digest(content)}, "units": units}}, **kw)
     [(_, items)] = drift._found["fakehost"].values()
     assert items == [Item("etcd.service", "active and enabled", "yes", "active no, enabled yes")]
+
+
+def test_a_statement_after_a_connect_is_reported_in_that_database_whatever_its_name(
+    drifting: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the name as declared, not as psql's quoting spells it (a quote inside is doubled there)
+    name = 'Memory "Store"'
+    phase = Phase("extensions", [connect(name), Stmt("CREATE EXTENSION vector")])
+    assert phase.statements[0].sql == '\\connect "Memory ""Store"""'
+    noted: list[Item] = []
+    monkeypatch.setattr(drift, "_noted", noted)
+    objects._note_drift(phase, set())
+    assert noted == [Item(f"database {name}", "extensions", "CREATE EXTENSION vector", "not applied")]
