@@ -96,6 +96,10 @@ def test_forge(host: str, deploy: Callable[..., Run]) -> None:
     assert refused.returncode != 0 and "must be owner" in refused.stderr
     jobs = ssh(HOST, "sudo -u postgres psql -X -A -t -d prompted_forge -c 'SELECT jobname FROM cron.job ORDER BY 1'")
     assert jobs.stdout.split() == ["forge-cache-cleanup", "forge-memory-retention"]
+    # 0002 built the search's path index outside a transaction (CONCURRENTLY): valid, not left half-built
+    index = "SELECT indisvalid FROM pg_index WHERE indexrelid = 'idx_memory_objects_metadata_path'::regclass"
+    valid = ssh(HOST, f'sudo -u postgres psql -X -A -t -d prompted_forge -c "{index}"')
+    assert valid.stdout.strip() == "t"
 
 
 THOUGHTMCP_SQL = """
