@@ -96,10 +96,14 @@ def test_forge(host: str, deploy: Callable[..., Run]) -> None:
     assert refused.returncode != 0 and "must be owner" in refused.stderr
     jobs = ssh(HOST, "sudo -u postgres psql -X -A -t -d prompted_forge -c 'SELECT jobname FROM cron.job ORDER BY 1'")
     assert jobs.stdout.split() == ["forge-cache-cleanup", "forge-memory-retention"]
-    # 0002 built the search's path index outside a transaction (CONCURRENTLY): valid, not left half-built
-    index = "SELECT indisvalid FROM pg_index WHERE indexrelid = 'idx_memory_objects_metadata_path'::regclass"
+    # 0002 built the search's path index outside a transaction (CONCURRENTLY): valid, not left half-built;
+    # and raised the metadata column's statistics target
+    index = (
+        "SELECT (SELECT indisvalid FROM pg_index WHERE indexrelid = 'idx_memory_objects_metadata_path'::regclass), "
+        "(SELECT attstattarget FROM pg_attribute WHERE attrelid = 'memory_objects'::regclass AND attname = 'metadata')"
+    )
     valid = ssh(HOST, f'sudo -u postgres psql -X -A -t -d prompted_forge -c "{index}"')
-    assert valid.stdout.strip() == "t"
+    assert valid.stdout.strip() == "t|1000"
 
 
 THOUGHTMCP_SQL = """
