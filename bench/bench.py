@@ -847,16 +847,20 @@ def backup_variants(db: str, data: str, tar: float, untar: float) -> dict[str, d
     pgb = f"cd /tmp; sudo -u postgres pgbackrest --stanza={db}"
     queue = f"{data}/pg_wal/archive_status"
     settle = f"for i in $(seq 600); do ls {queue} | grep -q ready || exit 0; sleep 0.5; done; exit 1"
+
+    def newest() -> dict[str, Any]:
+        return json.loads(ssh(db, f"{pgb} --output=json info").stdout)[0]["backup"][-1]
+
     out: dict[str, dict[str, float]] = {}
     for i, (name, opts) in enumerate(BACKUP_VARIANTS.items()):
         ssh(db, settle)
         row: dict[str, float] = {"full s": timed_ssh(db, f"{pgb} {opts} --type=full backup")}
-        full = json.loads(ssh(db, f"{pgb} --output=json info").stdout)[0]["backup"][-1]
+        full = newest()
         change = f"UPDATE memories SET content = content || '!' WHERE id % 100 = {50 + i}; CHECKPOINT;"
         psql_time(db, "logos_db", change)  # 1% of the rows, other ones each time
         ssh(db, settle)
         row["incr s"] = timed_ssh(db, f"{pgb} {opts} --type=incr backup")
-        incr = json.loads(ssh(db, f"{pgb} --output=json info").stdout)[0]["backup"][-1]
+        incr = newest()
         scratch = "/var/tmp/variant-restore"
         row["restore s"] = timed_ssh(
             db,
@@ -873,20 +877,16 @@ def backup_variants(db: str, data: str, tar: float, untar: float) -> dict[str, d
         }
         out[name] = row
     keys = ["full s", "full/tar", "incr s", "incr/full", "restore s", "restore/untar", "full repo MB", "incr repo MB"]
-    show(
-        f"pgBackRest alone, one change from hearthdb's defaults each (tar {tar} s, untar {untar} s)",
-        ["variant", *keys],
-        [[name, *(row[k] for k in keys)] for name, row in out.items()],
-    )
-    save("backup-variants", out, lambda ax: plot_backup_variants(ax, out, tar, untar), size=(10, 4.5))
+    title = f"pgBackRest alone, one change from hearthdb's defaults each (tar {tar} s, untar {untar} s)"
+    show(title, ["variant", *keys], [[name, *(row[k] for k in keys)] for name, row in out.items()])
+    save("backup-variants", out, lambda ax: plot_backup_variants(ax, out, title), size=(10, 4.5))
     return out
 
 
-def plot_backup_variants(ax: Any, out: dict[str, dict[str, float]], tar: float, untar: float) -> None:
+def plot_backup_variants(ax: Any, out: dict[str, dict[str, float]], title: str) -> None:
     steps = [("full", "full s", BLUE), ("incremental after 1%", "incr s", LIGHT_BLUE), ("restore", "restore s", PURPLE)]
     groups = [textwrap.fill(name, 14) for name in out]  # labels that fit under their bars
     series = [(label, [row[key] for row in out.values()], color) for label, key, color in steps]
-    title = f"pgBackRest alone, one change from hearthdb's defaults each (tar {tar} s, untar {untar} s)"
     grouped(ax, groups, series, "seconds", title)
 
 
@@ -1069,8 +1069,7 @@ def bench_forge(rows: int = 100_000, clients: int = 16, per_client: int = 200) -
         # all migrations from empty, as the owner: the bundle's up files in a transaction, rolled back (an
         # index built CONCURRENTLY for a live table is built plainly here: the tables are new and empty)
         up_sql = "\n".join(
-            f.read_text().replace("CONCURRENTLY ", "")
-            for f in sorted((ROOT / "examples" / "forge" / "schema" / "forge").glob("*.up.sql"))
+            m.up.replace("CONCURRENTLY ", "") for m in load_bundle("forge", ROOT / "examples" / "forge" / "schema")
         )
         migrations = []
         for _ in range(3):
