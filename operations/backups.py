@@ -350,7 +350,11 @@ trap '{pg_ctl} -D "$d" stop -m immediate >/dev/null 2>&1 || true; rm -rf "$d"' E
 conns=$({src} -d postgres -c 'SHOW max_connections')
 start=$(date +%s.%N)
 install -d -o postgres -g postgres -m 700 "$d"
-runuser -u postgres -- pgbackrest --stanza={s} --pg1-path="$d" --archive-mode=off restore {opts} >&2
+# the copy fetches WAL synchronously: an asynchronous archive-get would hold the stanza's archive lock,
+# which the live cluster's asynchronous archive-push needs (its WAL would wait up to archive-timeout)
+rc="pgbackrest --stanza={s} --pg1-path=$d --no-archive-async archive-get %f \\"%p\\""
+runuser -u postgres -- pgbackrest --stanza={s} --pg1-path="$d" --archive-mode=off \\
+  --recovery-option="restore_command=$rc" restore {opts} >&2
 cat > "$d/hearthdb-drill.conf" <<EOF
 port = {port}
 listen_addresses = ''

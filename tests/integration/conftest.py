@@ -100,7 +100,11 @@ def deploy(tmp_path_factory: pytest.TempPathFactory, lab_hosts: list[dict[str, A
         )
         result = Run(proc.returncode, proc.stdout, proc.stderr)
         if check and proc.returncode != 0:
-            raise AssertionError(f"deploy failed ({proc.returncode}):\n{proc.stderr[-6000:]}")
+            # the errors first (a long run's tail may have lost them), then the end of the output
+            errors = [ln for ln in proc.stderr.splitlines() if "rror" in ln or "hearthdb:" in ln][:40]
+            raise AssertionError(
+                f"deploy failed ({proc.returncode}):\n" + "\n".join(errors) + f"\n...\n{proc.stderr[-6000:]}"
+            )
         return result
 
     run.secrets_file = secrets_file  # type: ignore[attr-defined]

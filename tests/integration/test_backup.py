@@ -130,6 +130,9 @@ def test_drill_to_a_point_in_time_and_latest(hosts: None, deploy: Callable[..., 
         "hearthminds_db",
     )
     assert int(recorded) >= 2
+    # the copy's WAL fetches held no lock of the live stanza: its WAL reaches the repository at once again
+    check = f"sudo -u postgres pgbackrest --stanza={DB} --archive-timeout=15 check"
+    assert ssh(DB, check, check=False).returncode == 0
 
 
 def test_encrypted_repository_holds_no_row_value_or_passphrase(hosts: None, deploy: Callable[..., Run]) -> None:
