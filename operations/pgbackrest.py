@@ -77,6 +77,10 @@ class Archive(_Strict):
     async_: bool = Field(True, alias="async")  # archive-async: pgBackRest pushes WAL in parallel, from a spool
     timeout: Annotated[int, Field(ge=1, le=86400)] = 60  # archive_timeout, seconds: the most data a crash loses
     queue_max: Annotated[str, Field(pattern=SIZE_RE)] = "4GiB"  # archive-push-queue-max: bound on pg_wal
+    # archive-push's archive-timeout, seconds: a primary's shutdown (a restart, a demotion) waits this long
+    # for its last WAL when the repository cannot be reached; pgBackRest's 60 held a partitioned leader's
+    # demotion for a minute
+    push_timeout: Annotated[int, Field(ge=1, le=3600)] = 10
 
 
 class Schedule(_Strict):
@@ -198,7 +202,9 @@ def conf_content(
         g += ["repo1-cipher-type=aes-256-cbc", f"repo1-cipher-pass={cipher_pass}"]
     s = [f"pg1-path={target.data_directory}", f"pg1-port={target.port}", "pg1-socket-path=/var/run/postgresql"]
     lines = ["# hearthdb: pgBackRest configuration (managed; edits are overwritten)", "[global]", *g, ""]
-    return "\n".join([*lines, f"[{stanza}]", *s, ""])
+    # archive_command's own wait; backups and `check` keep the global 60 s for their last segment
+    push = ["[global:archive-push]", f"archive-timeout={backup.archive.push_timeout}", ""]
+    return "\n".join([*lines, *push, f"[{stanza}]", *s, ""])
 
 
 BACKUP_TYPES = ("full", "diff", "incr")

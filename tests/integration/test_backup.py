@@ -187,14 +187,22 @@ def test_repository_host_unreachable_then_back(hosts: None, deploy: Callable[...
         for i in range(10):  # ten 16 MiB segments: past the 64 MiB bound
             sql(f"INSERT INTO drill_rows VALUES ({1000 + i}, 'while down'); SELECT pg_switch_wal();")
         assert sql("SELECT count(*) FROM drill_rows WHERE note = 'while down'") == "10"  # it keeps serving
-        time.sleep(70)  # past 2 x archive_timeout + 30 s; pgBackRest gives up on the queue about then
+        # a server that keeps writing completes segments; once the first push's connection has timed out
+        # (about a minute), the next push finds the queue past the bound and drops it
+        deadline, i = time.monotonic() + 150, 0
+        while True:
+            i += 1
+            sql(f"INSERT INTO drill_rows VALUES ({1100 + i}, 'still down'); SELECT pg_switch_wal();")
+            ready = sql("SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'", "postgres")
+            if int(ready) * 16 <= 64 + 16 or time.monotonic() > deadline:
+                break
+            time.sleep(3)
+        assert int(ready) * 16 <= 64 + 16, f"{ready} segments queued past the 64 MiB bound"
         down = deploy(HOSTS, CONFIG, "-y", entry="validate.py", check=False)
         assert down.code != 0
         assert checks(down)["backup_archiving"] == "FAIL"
         failed = [line for line in down.stderr.splitlines() if "FAIL backup_archiving:" in line]
         assert failed and "repository not readable" in failed[0], down.stderr[-3000:]
-        ready = sql("SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'", "postgres")
-        assert int(ready) * 16 <= 64 + 16, f"{ready} segments queued past the 64 MiB bound"
     finally:
         api.isolate(REPO, False)
     deadline = time.monotonic() + 90

@@ -142,6 +142,10 @@ def test_configuration_file() -> None:
     local = conf_content(Backup(enabled=True), "db1", TARGET, None, None)
     assert "repo1-type" not in local and "cipher" not in local
     assert "[db1]\npg1-path=/var/lib/postgresql/17/main\npg1-port=5432" in local
+    # archive_command's wait is bounded in its own section; backups and check keep the global default
+    assert "\n[global:archive-push]\narchive-timeout=10\n" in local and local.count("archive-timeout") == 1
+    bounded = Backup.model_validate({"enabled": True, "archive": {"push_timeout": 30}})
+    assert "[global:archive-push]\narchive-timeout=30\n" in conf_content(bounded, "db1", TARGET, None, None)
     sftp = Backup.model_validate({"enabled": True, "encryption": True, "repository": {"host": "repo"}})
     text = conf_content(sftp, "db1", TARGET, "10.0.0.9", "s3cret-passphrase")
     assert "repo1-type=sftp\nrepo1-sftp-host=10.0.0.9\nrepo1-sftp-host-user=pgbackrest" in text
