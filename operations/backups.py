@@ -15,6 +15,7 @@ from .conffiles import FileDigests, write_command
 from .drift import operation
 from .errors import ConfigError
 from .facts import PSQL_USER, BackupState, RepositoryAccount, SystemdUnits
+from .hanodes import HaState
 from .pgbackrest import (
     ALL_UNITS,
     BACKUP_TYPES,
@@ -62,8 +63,26 @@ def as_postgres(command: str) -> StringCommand:
     return StringCommand(command, **PSQL_USER)
 
 
+def leads(probe: str | None) -> bool:
+    """Whether this host backs up its stanza: always without HA; in a Patroni cluster only the leader
+    (the members share one stanza, and pgBackRest backs up a primary)."""
+    if probe is None:
+        return True
+    return ((host.get_fact(HaState, probe=probe).get("patroni") or {}).get("role")) in ("primary", "master")
+
+
+def _until_primary(port: int, seconds: int = 60) -> str:
+    """Shell: wait until the server answers out of recovery, or fail saying so."""
+    query = shlex.quote("SELECT pg_is_in_recovery()")
+    return (
+        f'i=0; until [ "$(psql -X -A -t -p {int(port)} -d postgres -c {query} 2>/dev/null)" = f ]; do '
+        f"i=$((i+1)); if [ $i -ge {seconds * 2} ]; then echo 'hearthdb: the leader is not a primary within "
+        f"{seconds} s' >&2; exit 1; fi; sleep 0.5; done; "
+    )
+
+
 @operation()
-def stanza(backup: Backup, stanza: str, target: Cluster):
+def stanza(backup: Backup, stanza: str, target: Cluster, probe: str | None = None):
     """
     Create the host's stanza once (`stanza-create` is idempotent, but it is run only when the
     repository has none), prove archiving with `pgbackrest check`, and take the first full backup; a
@@ -74,7 +93,11 @@ def stanza(backup: Backup, stanza: str, target: Cluster):
     + backup: the declared backup section
     + stanza: this host's stanza
     + target: the cluster (it must be running)
+    + probe: on an HA member, the HaState argument: only the leader creates and backs up the stanza
     """
+    if not leads(probe):
+        host.noop(f"backup: the leader creates stanza {stanza} and takes its backups")
+        return
     st = read_backup_state(stanza, target)
     entry = stanza_info(st.get("info"), stanza)
     s = shlex.quote(stanza)
@@ -86,8 +109,11 @@ def stanza(backup: Backup, stanza: str, target: Cluster):
         return
     if entry is None or code in STANZA_MISSING:  # (also: pgBackRest not installed yet)
         show_plan("backup", [f"pgbackrest --stanza={stanza} stanza-create", "check", "first full backup"])
+        # a leader Patroni has just promoted may still be ending recovery: pgBackRest wants a primary
+        ready = "" if probe is None else _until_primary(target.port)
         yield as_postgres(
-            f"set -e; pgbackrest --stanza={s} stanza-create; pgbackrest --stanza={s} check; {backup_command(s, 'full')}"
+            f"set -e; {ready}pgbackrest --stanza={s} stanza-create; pgbackrest --stanza={s} check; "
+            + backup_command(s, "full")
         )
         return
     if newest(entry, "full") is None:
@@ -230,16 +256,20 @@ def _mark(state, host, started: list[float]) -> bool:
 
 
 @operation(is_idempotent=False)
-def take_backup(stanza: str, kind: str, target: Cluster):
+def take_backup(stanza: str, kind: str, target: Cluster, probe: str | None = None):
     """
     Take one backup now (`backup.py`) and report its label, size and time.
 
     + stanza: this host's stanza
     + kind: full, diff or incr
     + target: the cluster
+    + probe: on an HA member, the HaState argument: the leader takes it, the other members nothing
     """
     if kind not in BACKUP_TYPES:
         raise ConfigError(f"type: {kind!r} is not one of {', '.join(BACKUP_TYPES)}")
+    if not leads(probe):
+        host.noop(f"not the leader: the leader backs up stanza {stanza}")
+        return
     started: list[float] = []
     yield FunctionCommand(_mark, (started,), {})
     yield as_postgres(backup_command(shlex.quote(stanza), kind))
@@ -435,7 +465,7 @@ def _record(host, checks: list[Check], run_id: str, target: Cluster, shared_data
 
 
 @operation(is_idempotent=False)
-def drill(stanza: str, spec: str | None, target: Cluster, shared_database: str | None):
+def drill(stanza: str, spec: str | None, target: Cluster, shared_database: str | None, probe: str | None = None):
     """
     A restore drill (`drill.py`): restore onto a scratch cluster on this host without touching the live
     one or its repository, and prove the copy. With target latest, a restore point is made first and
@@ -447,10 +477,14 @@ def drill(stanza: str, spec: str | None, target: Cluster, shared_database: str |
     + spec: latest, a backup label, or a timestamp
     + target: the cluster
     + shared_database: where the verdict is recorded (None: postgres, hearthdb.validation_results)
+    + probe: on an HA member, the HaState argument: the leader drills (it records the verdict)
     """
     try:
         what, _ = restore_options(spec)
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    if not leads(probe):
+        host.noop(f"not the leader: the leader drills stanza {stanza}")
+        return
     show_plan(f"drill of stanza {stanza} ({what})", ["restore onto a scratch cluster, compare, remove it"])
     yield FunctionCommand(_drill, (stanza, spec, target, shared_database), {})

@@ -32,7 +32,7 @@ from .ha import Ha, Pooler
 from .jobs import Job, JobName, cron_database
 from .monitoring import Monitoring
 from .paths import ROOT, SCHEMA, extra_schema_dirs
-from .pgbackrest import Backup, check_backup
+from .pgbackrest import Backup, check_backup, stanza_name
 from .privileges import Privileges, SchemaName
 from .settings_types import Scalar, check_setting
 from .target import Cluster as ClusterTarget
@@ -471,10 +471,25 @@ def _check_ha(cfg: HearthConfig) -> None:
             if db not in managed:
                 raise ValueError(f"pooler.databases[{i}]: {db!r} is not a database hearthdb manages")
     if cfg.ha.enabled and cfg.backup.enabled:
-        raise ValueError(
-            "ha: backups of a Patroni cluster are not supported yet (pgBackRest must follow the leader); "
-            "set backup.enabled: false, or ha.enabled: false"
-        )
+        repo = cfg.backup.repository.host
+        if repo is None:
+            raise ValueError(
+                "backup.repository.host: required with ha: the members share one stanza, and a repository on "
+                "each member would split the cluster's backups at every failover; name a host outside the cluster"
+            )
+        if repo in cfg.ha.members or repo in cfg.ha.etcd_members:
+            raise ValueError(
+                f"backup.repository.host: {repo!r} is a member of the ha cluster; the repository must outlive "
+                "any member, name a host outside ha.members and ha.etcd"
+            )
+
+
+def stanza_of(cfg: HearthConfig, host_name: str) -> str | None:
+    """A database host's pgBackRest stanza, None without backups: the members of an HA cluster share
+    one, named for its scope, so that a failover hands the same stanza to the new leader."""
+    if not cfg.backup.enabled:
+        return None
+    return stanza_name(cfg.backup, cfg.ha.scope if cfg.ha.enabled else host_name)
 
 
 def system_role_keys(cfg: HearthConfig) -> dict[str, str]:

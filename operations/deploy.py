@@ -14,7 +14,7 @@ from pyinfra import host, state
 from pyinfra.api import HiddenValue, deploy
 
 from . import backups, conffiles, hanodes, lock, monitoring, objects, postdeploy, reset, server, status
-from .config import HearthConfig, ai_database, bundle_dirs, cron_database_of
+from .config import HearthConfig, ai_database, bundle_dirs, cron_database_of, stanza_of
 from .desired import (
     derived_settings,
     desired_databases,
@@ -34,6 +34,7 @@ from .ha import (
     haproxy_config,
     hba_lines,
     ident_content,
+    leader_condition,
     member_address,
     patroni_config,
     pgbouncer_ini,
@@ -43,7 +44,7 @@ from .ha import (
 from .hanodes import probe_args
 from .migrations import load_bundles, parse_targets
 from .paths import TEMPLATES
-from .pgbackrest import conf_content, dump_script, stanza_name, timer_units
+from .pgbackrest import conf_content, dump_script, timer_units
 from .plan import ClusterDesired
 from .render import effective_settings, hba_content, settings_content
 from .reset import check_confirmation
@@ -81,7 +82,7 @@ def converge(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
         etcd_files(cfg, ha)
         lock.release_lock(name="deploy lock release")
         return
-    stanza = stanza_name(cfg.backup, host.name) if cfg.backup.enabled else None
+    stanza = stanza_of(cfg, host.name)
     target = Cluster.of(cfg.cluster)
     if stanza is not None:
         backups.check_cipher(cfg.backup, stanza, target)
@@ -147,7 +148,9 @@ def converge(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
             check="haproxy -c -q -f {}",
         )
     if stanza is not None:
-        backups.stanza(name="backup stanza", backup=cfg.backup, stanza=stanza, target=target)
+        backups.stanza(
+            name="backup stanza", backup=cfg.backup, stanza=stanza, target=target, probe=ha.probe if ha else None
+        )
     if stanza is not None and cfg.backup.dumps.enabled:
         owners = {name: spec.owner for name, spec in dbs.items() if spec.present}
         script = dump_script(owners, target.port, cfg.backup.dumps)
@@ -155,7 +158,9 @@ def converge(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
         conffiles.installed_file(
             name="dumps script", path=DUMP_SCRIPT, content=script, owner="root", mode="755", secret=False
         )
-    backups.timers(name="backup timers", units=timer_units(cfg.backup, stanza or "", DUMP_SCRIPT))
+    # on an HA member each job runs only where Patroni leads: one backup of the shared stanza per schedule
+    condition = leader_condition(cfg.ha.rest_port) if ha is not None else None
+    backups.timers(name="backup timers", units=timer_units(cfg.backup, stanza or "", DUMP_SCRIPT, condition))
     exporter_files(cfg, target, dbs, stanza)
     lock.release_lock(name="deploy lock release")
 
@@ -266,7 +271,8 @@ def ha_context(cfg: HearthConfig) -> HaContext | None:
         for i, name in enumerate(listed):
             if name not in names:
                 raise ConfigError(f"ha.{key}[{i}]: {name!r} is not in the inventory (hosts: {', '.join(names)})")
-    outside = [n for n in names if n not in ha.members and n not in ha.etcd_members]
+    repo = cfg.backup.repository.host if cfg.backup.enabled else None
+    outside = [n for n in names if n not in ha.members and n not in ha.etcd_members and n != repo]
     if outside:
         raise ConfigError(f"ha.members: inventory host {outside[0]!r} is neither a member nor an etcd member")
     addresses = {
@@ -416,8 +422,10 @@ def repository_host(cfg: HearthConfig) -> str | None:
 
 
 def database_hosts(cfg: HearthConfig) -> list[str]:
-    """Every inventory host but the repository host."""
-    return [h.name for h in state.inventory if h.name != cfg.backup.repository.host]
+    """The hosts that back up into the repository: every inventory host but the repository host (with
+    ha, the members: an etcd member alone has no cluster)."""
+    names = [h.name for h in state.inventory if h.name != cfg.backup.repository.host]
+    return [n for n in names if n in cfg.ha.members] if cfg.ha.enabled else names
 
 
 def converge_repository(cfg: HearthConfig) -> None:
@@ -485,7 +493,7 @@ def validate(cfg: HearthConfig, passwords: dict[str, HiddenValue] | None = None,
         target=Cluster.of(cfg.cluster),
         cron_database=cron_database_of(cfg),
         backup=cfg.backup if cfg.backup.enabled else None,
-        stanza=stanza_name(cfg.backup, host.name) if cfg.backup.enabled else None,
+        stanza=stanza_of(cfg, host.name),
         ha=cfg.ha if ha is not None else None,
         probe=ha.probe if ha is not None else None,
         exporters=cfg.monitoring if cfg.monitoring.enabled else None,
@@ -505,7 +513,8 @@ def nuclear_reset(cfg: HearthConfig, confirm: str | None) -> None:
         confirm=confirm,
         backup_dir=cfg.backup_dir,
         target=Cluster.of(cfg.cluster),
-        stanza=stanza_name(cfg.backup, host.name) if cfg.backup.enabled else None,
+        # an HA member may be a replica, which pgBackRest cannot back up: it is dumped (pg_dumpall) instead
+        stanza=stanza_of(cfg, host.name) if not cfg.ha.enabled else None,
     )
 
 
@@ -526,9 +535,8 @@ def schema_status(cfg: HearthConfig, migrate_to: str | None = None) -> None:
         target=Cluster.of(cfg.cluster),
     )
     if cfg.backup.enabled:
-        status.backup_status(
-            name="backup status", stanza=stanza_name(cfg.backup, host.name), target=Cluster.of(cfg.cluster)
-        )
+        stanza = stanza_of(cfg, host.name) or ""
+        status.backup_status(name="backup status", stanza=stanza, target=Cluster.of(cfg.cluster))
 
 
 def _backup_host(cfg: HearthConfig, what: str) -> str | None:
@@ -539,7 +547,10 @@ def _backup_host(cfg: HearthConfig, what: str) -> str | None:
     if repo_host is not None and host.name == repo_host:
         host.noop(f"repository host: no {what} here")
         return None
-    return stanza_name(cfg.backup, host.name)
+    if cfg.ha.enabled and host.name not in cfg.ha.members:
+        host.noop(f"an etcd member only: no {what} here")
+        return None
+    return stanza_of(cfg, host.name)
 
 
 @deploy("hearthdb backup")
@@ -548,7 +559,14 @@ def backup_now(cfg: HearthConfig, kind: str | None = None) -> None:
     stanza = _backup_host(cfg, "backup")
     if stanza is not None:
         kind = kind or "full"
-        backups.take_backup(name=f"{kind} backup", stanza=stanza, kind=kind, target=Cluster.of(cfg.cluster))
+        ha = ha_context(cfg)
+        backups.take_backup(
+            name=f"{kind} backup",
+            stanza=stanza,
+            kind=kind,
+            target=Cluster.of(cfg.cluster),
+            probe=ha.probe if ha else None,
+        )
 
 
 @deploy("hearthdb restore")
@@ -557,6 +575,11 @@ def restore_cluster(cfg: HearthConfig, confirm: str | None, spec: str | None = N
     The cluster's files outside the data directory are rebuilt from the declared state first (a host
     rebuilt from nothing gets its packages and cluster); then run deploy.py to converge the rest.
     `source` (`--data from=STANZA`) restores another host's stanza onto this one: a replacement host."""
+    if cfg.ha.enabled:
+        raise ConfigError(
+            "restore: an in-place restore of an HA cluster is not supported yet (Patroni and every replica "
+            "would have to be rebuilt around the restored leader); drill.py proves the cluster's backups"
+        )
     stanza = _backup_host(cfg, "restore")
     if stanza is None:
         return
@@ -583,12 +606,14 @@ def drill(cfg: HearthConfig, spec: str | None = None) -> None:
     """A restore drill onto a scratch cluster: `pyinfra inventory.py drill.py [--data target=...]`."""
     stanza = _backup_host(cfg, "drill")
     if stanza is not None:
+        ha = ha_context(cfg)
         backups.drill(
             name="restore drill",
             stanza=stanza,
             spec=spec,
             target=Cluster.of(cfg.cluster),
             shared_database=shared_database(cfg),
+            probe=ha.probe if ha else None,
         )
 
 

@@ -181,6 +181,15 @@ def etcd_hosts(ha: Ha, addresses: dict[str, str]) -> list[str]:
 # --------------------------------------------------------------------------------------------- Patroni
 
 
+def leader_condition(rest_port: int) -> str:
+    """A command that succeeds only on the member that leads (Patroni's `GET /primary` answers 200 there
+    alone): the `ExecCondition=` of the backup timers' services, so only the leader takes backups."""
+    return (
+        '/usr/bin/python3 -c "import urllib.request; '
+        f"urllib.request.urlopen('http://127.0.0.1:{rest_port}/primary', timeout=5)\""
+    )
+
+
 def split_settings(settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(for the conf.d file, for Patroni's dynamic configuration): Patroni ignores a file's value for
     the parameters it owns; the ones it sets from its own keys are left out of both."""

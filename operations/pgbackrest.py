@@ -139,7 +139,8 @@ def check_backup(backup: Backup, settings: dict[str, Any], data_directory: str, 
 
 
 def stanza_name(backup: Backup, host_name: str) -> str:
-    """The stanza of a host: declared, else its inventory name (characters pgBackRest refuses as '-')."""
+    """The stanza of a host: declared, else its inventory name (characters pgBackRest refuses as '-');
+    the members of an HA cluster pass its scope instead: they share one stanza."""
     return backup.stanza or re.sub(r"[^A-Za-z0-9_.-]", "-", host_name).strip("-.") or "hearthdb"
 
 
@@ -220,9 +221,13 @@ def unit_name(kind: str) -> str:
     return "hearthdb-dumps" if kind == "dumps" else f"hearthdb-backup-{kind}"
 
 
-def timer_units(backup: Backup, stanza: str, dump_script: str | None = None) -> dict[str, str]:
+def timer_units(
+    backup: Backup, stanza: str, dump_script: str | None = None, condition: str | None = None
+) -> dict[str, str]:
     """The systemd service and timer files of every scheduled job (unit file name -> content); only
-    the declared ones: a job whose calendar is null has none (and its old files are removed)."""
+    the declared ones: a job whose calendar is null has none (and its old files are removed).
+    `condition` is an `ExecCondition=` command: on an HA member, that it leads (a job on a replica is
+    skipped, not failed; the leader's timer takes the cluster's backups)."""
     if not backup.enabled:
         return {}
     out: dict[str, str] = {}
@@ -236,7 +241,8 @@ def timer_units(backup: Backup, stanza: str, dump_script: str | None = None) -> 
         out[f"{name}.service"] = (
             f"# hearthdb: scheduled {kind} backup (managed)\n[Unit]\nDescription=hearthdb {kind} backup\n"
             "After=postgresql.service\n\n[Service]\nType=oneshot\nUser=postgres\nGroup=postgres\n"
-            f"ExecStart={command}\n"
+            + (f"ExecCondition={condition}\n" if condition else "")
+            + f"ExecStart={command}\n"
         )
         out[f"{name}.timer"] = (
             f"# hearthdb: when the {kind} backup runs (managed)\n"
@@ -340,11 +346,14 @@ def human_age(seconds: float) -> str:
     return f"{s // 86400} d"
 
 
-def archive_checks(reading: dict[str, Any], backup: Backup, stanza: str, now: float) -> list[tuple[str, bool, str]]:
+def archive_checks(
+    reading: dict[str, Any], backup: Backup, stanza: str, now: float, replica: bool = False
+) -> list[tuple[str, bool, str]]:
     """The backup checks of validation, (name, passed, detail), from the BackupState reading:
 
     - backup_archiving: the repository can be read, no WAL segment has waited for the archive longer
-      than 2 x archive_timeout (+ 30 s), and the last attempt did not fail;
+      than 2 x archive_timeout (+ 30 s), and the last attempt did not fail; on an HA `replica` the
+      repository alone (a standby archives nothing: the leader does, and its own validation says so);
     - backup_wal_bound: the WAL waiting for the archive is within archive-push-queue-max, and none was
       dropped since the newest backup began. Past the bound pgBackRest drops WAL rather than fill the
       disk: the database keeps serving, point-in-time recovery has a gap until the next backup (which
@@ -364,7 +373,9 @@ def archive_checks(reading: dict[str, Any], backup: Backup, stanza: str, now: fl
     problem = repository_problem(reading, entry)
     ok = not failing and (oldest is None or oldest <= wait) and problem is None
     detail = ""
-    if not ok:
+    if replica:
+        ok, detail = problem is None, f"repository not readable: {problem}" if problem else ""
+    elif not ok:
         detail = f"{arch.get('ready', 0)} WAL segments waiting"
         if oldest is not None:
             detail += f", the oldest for {human_age(oldest)} (bound {wait} s)"

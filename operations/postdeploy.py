@@ -105,8 +105,10 @@ def validate(
         checks.append(Check("tls", "", bool((st.get("server") or {}).get("ssl")), "ssl is off"))
     if backup is not None and stanza is not None:
         reading = read_backup_state(stanza, target)
+        standby = ha is not None and (st.get("server") or {}).get("in_recovery") is True
         checks += [
-            Check(kind, stanza, ok, detail) for kind, ok, detail in archive_checks(reading, backup, stanza, time.time())
+            Check(kind, stanza, ok, detail)
+            for kind, ok, detail in archive_checks(reading, backup, stanza, time.time(), replica=standby)
         ]
     owners = {n: d.owner for n, d in databases.items() if d.present and n != shared_database}
     pairs = login_pairs(roles, ai_databases, shared_database, int(run_id, 16), owners=owners)

@@ -21,11 +21,10 @@ from typing import Any
 
 import pytest
 
-from operations.config import HearthConfig, load_config
+from operations.config import HearthConfig, load_config, stanza_of
 from operations.desired import DatabaseSpec, RoleSpec, derived_settings, desired_databases, desired_roles
 from operations.facts import HostResources
 from operations.inventory import INVENTORY_ENV, inventory_hosts
-from operations.pgbackrest import stanza_name
 from operations.target import Cluster
 
 # Sections a test needs declared: others are deselected (not skipped) for hosts without them.
@@ -142,7 +141,7 @@ def expected(host: Any, cfg: HearthConfig, pytestconfig: pytest.Config) -> Expec
         target=Cluster.of(cfg.cluster),
         databases=desired_databases(cfg),
         roles=desired_roles(cfg),
-        stanza=stanza_name(cfg.backup, name) if cfg.backup.enabled else None,
+        stanza=stanza_of(cfg, name),
     )
 
 

@@ -1,12 +1,14 @@
 """High availability on three lab hosts (hdb3..hdb5, the `ha` layer: Debian's patroni, etcd, pgbouncer,
-haproxy packages): a populated single hearthdb host converted into the leader of a Patroni cluster,
-replicas, the endpoint and the pooler, a rerun without change, a switchover, the leader's host
-power-killed under a steady writer, and the leader cut off from the network. Real processes throughout."""
+haproxy packages) backing up to a fourth (hdb2, the repository host): a populated single hearthdb host
+converted into the leader of a Patroni cluster, replicas, the endpoint and the pooler, a rerun without
+change, a switchover, the leader's host power-killed under a steady writer, the leader cut off from the
+network, and the cluster's backups taken by whichever member leads. Real processes throughout."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +25,8 @@ from operations.ha import Ha
 from .conftest import Run, changed_ops, host_suite, psql_json, secrets, ssh, suite_counts
 
 MEMBERS = ["hdb3", "hdb4", "hdb5"]
+REPO = "hdb2"  # the backup repository, outside the cluster: losing any member loses no backup
+HOSTS = [*MEMBERS, REPO]
 PATRONI = "patronictl -c /etc/patroni/17-main.yml"
 BASE: dict[str, Any] = {
     "ai_names": ["logos", "aletheia"],
@@ -37,6 +41,8 @@ HA = {
     "ha": {"enabled": True, "members": MEMBERS},
     "pooler": {"enabled": True},
     "monitoring": {"enabled": True},  # the exporters on every member, replicas included (validated)
+    # one stanza for the cluster (named for its scope), created and backed up by the leader
+    "backup": {"enabled": True, "repository": {"host": REPO}, "archive": {"timeout": 10}},
 }
 CHECKSUM = "SELECT json_build_object('n', count(*), 'sum', md5(string_agg(id::text || v, ',' ORDER BY id))) FROM kept"
 
@@ -48,6 +54,7 @@ def cluster(lab_hosts: list[dict[str, Any]], deploy: Callable[..., Run]) -> Iter
     # the first member from the layer with the packages; the others plain Debian: the install path too
     for name in MEMBERS:
         api.reset(name, layer="ha" if name == MEMBERS[0] else None)
+    api.reset(REPO, layer=None)
     addresses = {h["name"]: h["address"] for h in api.hosts()}
     deploy(MEMBERS[:1], BASE, "-y")
     ssh(
@@ -58,12 +65,12 @@ def cluster(lab_hosts: list[dict[str, Any]], deploy: Callable[..., Run]) -> Iter
     )
     before = psql_json(MEMBERS[0], CHECKSUM, "logos_db")
     t = time.monotonic()
-    converted = deploy(MEMBERS, HA, "-y")
+    converted = deploy(HOSTS, HA, "-y")
     print(f"ha: conversion of a populated host into a 3-member cluster: {time.monotonic() - t:.1f} s")
     yield {"before": json.dumps(before), "stderr": converted.stderr, **addresses}
     if not os.environ.get("HEARTHDB_KEEP_HA"):
-        for name in MEMBERS:
-            api.reset(name, layer=None)
+        for name in HOSTS:
+            api.reset(name, layer=None)  # hdb2: as the other modules expect their last host, the plain base
 
 
 def members() -> dict[str, dict[str, Any]]:
@@ -119,12 +126,14 @@ def test_conversion_keeps_every_row(cluster: dict[str, str]) -> None:
 
 def test_rerun_and_dry_change_nothing(cluster: dict[str, str], deploy: Callable[..., Run]) -> None:
     t = time.monotonic()
-    again = deploy(MEMBERS, HA, "-y", "--json")
+    again = deploy(HOSTS, HA, "-y", "--json")
     print(f"ha: no-op rerun on 3 members: {time.monotonic() - t:.1f} s")
     assert changed_ops(again) == [], again.stderr[-3000:]
     for verdict in ("ha_members", "ha_streaming", "ha_lag", "ha_timeline", "ha_patroni", "exporter_databases"):
         assert f"ok   {verdict}" in again.stderr
-    dry = deploy(MEMBERS, HA, "--dry", "--json")
+    for verdict in ("backup_archiving", "backup_full", "exporter_pgbackrest", "exporter_stanza"):  # replicas too
+        assert len(re.findall(rf"^\s+ok\s+{verdict}\s", again.stderr, re.M)) == len(MEMBERS), verdict
+    dry = deploy(HOSTS, HA, "--dry", "--json")
     assert changed_ops(dry) == [], dry.stderr[-3000:]
 
 
@@ -132,8 +141,8 @@ def test_host_suite_passes_on_every_member(cluster: dict[str, str], tmp_path: Pa
     """The user's host suite against the three members at once: Patroni's view, each member's files."""
     run = host_suite(MEMBERS, HA, tmp_path)
     assert run.code == 0, run.stdout[-4000:]
-    # per member: every test but TLS (not declared) and backups (refused with ha)
-    assert suite_counts(run) == {"passed": 12 * len(MEMBERS), "deselected": 2 * len(MEMBERS)}, run.stdout[-2000:]
+    # per member: every test but TLS (not declared)
+    assert suite_counts(run) == {"passed": 13 * len(MEMBERS), "deselected": len(MEMBERS)}, run.stdout[-2000:]
 
 
 def test_endpoint_writes_reach_the_replicas(cluster: dict[str, str], deploy: Callable[..., Run]) -> None:
@@ -188,7 +197,7 @@ def test_switchover(cluster: dict[str, str], deploy: Callable[..., Run]) -> None
     try:
         writer.wait_acks(20)
         t = time.monotonic()
-        run = deploy(MEMBERS, HA, "-y", "--data", f"to={to}", entry="switchover.py")
+        run = deploy(HOSTS, HA, "-y", "--data", f"to={to}", entry="switchover.py")
         print(f"ha: switchover command {time.monotonic() - t:.1f} s")
         assert "Error" not in run.stderr.split("Results")[0], run.stderr[-2000:]
         writer.wait_acks(20)
@@ -272,3 +281,37 @@ def test_partitioned_leader_stops_writes(cluster: dict[str, str], deploy: Callab
     finally:
         api.isolate(old, isolated=False)
     wait_for(lambda: members().get(old, {}).get("State") == "streaming", 120, f"{old} rejoining after the partition")
+
+
+def stanza() -> dict[str, Any]:
+    """The cluster's stanza as pgBackRest shows it (from the leader)."""
+    out = ssh(leader(), "sudo -u postgres pgbackrest --stanza=hearthdb --output=json info").stdout
+    return json.loads(out)[0]
+
+
+def timeline(backup: dict[str, Any]) -> int:
+    return int(backup["archive"]["start"][:8], 16)
+
+
+def test_backups_follow_the_leader(cluster: dict[str, str], deploy: Callable[..., Run]) -> None:
+    """After the switchover and two failovers, the member that leads now backs up the cluster's stanza
+    (backup.py and the scheduled job alike) on its new timeline; a replica's job is skipped, not failed;
+    every member validates its backups."""
+    wait_for(healthy, 120, "three healthy members")
+    lead = leader()
+    before = stanza()["backup"]
+    assert before[0]["type"] == "full"  # the conversion's, taken by the first member
+    run = deploy(HOSTS, HA, "-y", "--data", "type=incr", entry="backup.py")
+    assert re.findall(r"\[(hdb\d)\]\S*\s+incr backup taken", run.stderr) == [lead], run.stderr[-2000:]
+    after = stanza()["backup"]
+    assert [b["type"] for b in after[len(before) :]] == ["incr"]
+    assert timeline(after[-1]) >= timeline(before[0]) + 3  # past the switchover's timeline and the failovers'
+    replica = next(n for n in MEMBERS if n != lead)
+    ssh(replica, "systemctl start hearthdb-backup-diff.service", check=False)
+    assert ssh(replica, "systemctl is-failed hearthdb-backup-diff.service", check=False).stdout.strip() != "failed"
+    assert len(stanza()["backup"]) == len(after)  # the replica took none
+    ssh(lead, "systemctl start hearthdb-backup-diff.service")
+    assert [b["type"] for b in stanza()["backup"][len(after) :]] == ["diff"]
+    check = deploy(HOSTS, HA, "-y", entry="validate.py")
+    for verdict in ("backup_archiving", "backup_wal_bound", "backup_full", "backup_recent"):
+        assert len(re.findall(rf"^\s+ok\s+{verdict}\s", check.stderr, re.M)) == len(MEMBERS), check.stderr[-3000:]

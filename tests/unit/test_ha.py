@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from operations.config import parse_config
+from operations.config import parse_config, stanza_of
 from operations.desired import desired_roles
 from operations.errors import ConfigError
 from operations.ha import (
@@ -34,6 +34,7 @@ from operations.ha import (
     haproxy_config,
     hba_lines,
     ident_content,
+    leader_condition,
     member_address,
     patroni_config,
     pgbouncer_ini,
@@ -41,6 +42,7 @@ from operations.ha import (
     replica_checks,
     split_settings,
 )
+from operations.pgbackrest import timer_units
 from operations.secrets import password_roles
 from operations.target import Cluster
 
@@ -800,10 +802,33 @@ def test_pooled_databases_must_be_managed() -> None:
     assert cfg.pooler.databases == ["logos_db", "hearthminds_db"]
 
 
-def test_ha_with_backup_is_refused() -> None:
-    with pytest.raises(ConfigError, match=r"hearthdb\.yml: ha: backups of a Patroni cluster are not supported"):
+def test_ha_backups_need_a_repository_host_outside_the_cluster() -> None:
+    with pytest.raises(ConfigError, match=r"hearthdb\.yml: backup\.repository\.host: required with ha"):
         parse_config({"ha": HA, "backup": {"enabled": True}})
-    assert parse_config({"backup": {"enabled": True}}).backup.enabled
+    for inside, ha in (("b", HA), ("e", {**HA, "etcd": ["a", "b", "e"]})):
+        with pytest.raises(ConfigError, match=rf"backup\.repository\.host: '{inside}' is a member of the ha cluster"):
+            parse_config({"ha": ha, "backup": {"enabled": True, "repository": {"host": inside}}})
+    cfg = parse_config({"ha": HA, "backup": {"enabled": True, "repository": {"host": "r"}}})
+    # one stanza for every member, named for the scope: a failover hands it to the new leader
+    assert {stanza_of(cfg, m) for m in HA["members"]} == {"hearthdb"}
+    assert stanza_of(parse_config({"ha": {**HA, "scope": "mem-1"}, "backup": cfg.backup.model_dump()}), "a") == "mem-1"
+    single = parse_config({"backup": {"enabled": True}})
+    assert stanza_of(single, "db1") == "db1" and stanza_of(parse_config({}), "db1") is None
+
+
+def test_backup_jobs_of_an_ha_member_run_only_where_patroni_leads() -> None:
+    backup = parse_config({"ha": HA, "backup": {"enabled": True, "repository": {"host": "r"}}}).backup
+    plain = timer_units(backup, "hearthdb")
+    units = timer_units(backup, "hearthdb", condition=leader_condition(8008))
+    assert set(units) == set(plain)
+    for name, content in units.items():
+        if name.endswith(".service"):
+            (line,) = [x for x in content.splitlines() if x.startswith("ExecCondition=")]
+            assert "http://127.0.0.1:8008/primary" in line and "$" not in line and "%" not in line  # systemd
+            assert content.replace(line + "\n", "") == plain[name]
+        else:
+            assert content == plain[name]
+    assert not any("ExecCondition" in c for c in plain.values())
 
 
 def test_ha_rules_are_reported_with_their_key_path() -> None:

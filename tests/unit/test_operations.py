@@ -9,11 +9,13 @@ from collections.abc import Iterator
 import pytest
 from pyinfra.api.state import StateStage
 
-from operations import conffiles, objects, server
+from operations import backups, conffiles, objects, server
 from operations.conffiles import FileDigests
 from operations.desired import DatabaseSpec, RoleSpec
 from operations.errors import ClusterMismatch
-from operations.facts import DebPackageStatus, PgClusters, PgState
+from operations.facts import BackupState, DebPackageStatus, PgClusters, PgState
+from operations.hanodes import HaState
+from operations.pgbackrest import Backup
 from operations.plan import ClusterDesired
 from operations.psql import SqlCommand
 from operations.target import Cluster
@@ -224,3 +226,23 @@ def _stage_prepare() -> Iterator[None]:
         yield
     finally:
         FakeState.current_stage, FakeState.is_executing = old
+
+
+def test_only_the_leader_of_an_ha_cluster_creates_and_backs_up_its_stanza() -> None:
+    """The members share one stanza: a replica yields nothing (and reads no backup state); the leader
+    creates the stanza and takes the first full; without HA the host does it itself."""
+    missing = {"info": [], "archiver": None, "timers": {}, "running": []}
+    backup = Backup(enabled=True, repository={"host": "repo"})
+    args = {"backup": backup, "stanza": "hearthdb", "target": TARGET, "probe": "{}"}
+    replica = {HaState: {"patroni": {"role": "replica"}}, BackupState: missing}
+    commands, host = run_op(backups.stanza, replica, **args)
+    assert commands == [] and host.noops == ["backup: the leader creates stanza hearthdb and takes its backups"]
+    assert [name for name, _ in host.fact_calls] == ["HaState"]
+    for facts, kwargs in (({HaState: {"patroni": {"role": "primary"}}}, args), ({}, {**args, "probe": None})):
+        commands, host = run_op(backups.stanza, {**facts, BackupState: missing}, **kwargs)
+        (command,) = commands
+        assert "stanza-create" in str(command) and "--type=full backup" in str(command)
+        # a leader Patroni has just promoted is waited for until it is out of recovery
+        assert ("pg_is_in_recovery()" in str(command)) == (kwargs["probe"] is not None)
+    commands, host = run_op(backups.take_backup, replica, stanza="hearthdb", kind="incr", target=TARGET, probe="{}")
+    assert commands == [] and host.noops == ["not the leader: the leader backs up stanza hearthdb"]

@@ -233,6 +233,15 @@ def test_archiving_stuck_or_failing() -> None:
     )
     assert _verdicts(recovered)["backup_archiving"][0]  # a failure before the last success is over
 
+    # an HA replica archives nothing (the leader does): its old queue is not its verdict, the repository is
+    def on_replica(reading: dict[str, Any]) -> tuple[bool, str]:
+        checks = archive_checks(reading, Backup(enabled=True), "db1", NOW, replica=True)
+        return next((ok, d) for n, ok, d in checks if n == "backup_archiving")
+
+    assert on_replica(stuck) == (True, "")
+    ok, detail = on_replica(_reading(info=None, info_error="unable to connect to repository host"))
+    assert not ok and "repository not readable" in detail and "unable to connect" in detail
+
 
 def test_wal_bound() -> None:
     backup = Backup.model_validate({"enabled": True, "archive": {"queue_max": "128MiB"}})
