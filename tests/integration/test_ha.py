@@ -315,3 +315,10 @@ def test_backups_follow_the_leader(cluster: dict[str, str], deploy: Callable[...
     check = deploy(HOSTS, HA, "-y", entry="validate.py")
     for verdict in ("backup_archiving", "backup_wal_bound", "backup_full", "backup_recent"):
         assert len(re.findall(rf"^\s+ok\s+{verdict}\s", check.stderr, re.M)) == len(MEMBERS), check.stderr[-3000:]
+    # and they restore: the leader's drill compares every table of a copy with itself at a restore point
+    drill = deploy(HOSTS, HA, "-y", entry="drill.py")
+    reports = re.findall(r"\[(hdb\d)\]\S*\s+drill of stanza hearthdb .*\n\s+drill json: (\{.*\})", drill.stderr)
+    assert [name for name, _ in reports] == [lead], drill.stderr[-2000:]
+    report = json.loads(reports[0][1])
+    assert report["differences"] == [] and report["compared"] >= 10, report
+    assert report["checksums"]["logos_db.public.kept"][0] == 5003  # the converted rows and the endpoint's
