@@ -103,8 +103,13 @@ def healthy(count: int = 3) -> bool:
         m = members()
     except (AssertionError, subprocess.TimeoutExpired):
         return False
-    ok = [x for x in m.values() if x["State"] in ("running", "streaming")]
-    return len(ok) == count and sum(x["Role"] == "Leader" for x in m.values()) == 1
+    leaders = [x for x in m.values() if x["Role"] == "Leader" and x["State"] == "running"]
+    replicas = [x for x in m.values() if x["Role"] != "Leader"]
+    # in synchronous mode Patroni fails over only to the synchronous standby: without one, none would
+    sync = not HA["ha"].get("synchronous_mode", Ha().synchronous_mode) or any(
+        x["Role"] == "Sync Standby" for x in replicas
+    )
+    return len(m) == count and len(leaders) == 1 and all(x["State"] == "streaming" for x in replicas) and sync
 
 
 def dsn(cluster: dict[str, str], deploy: Callable[..., Run], port: int = 5000, db: str = "logos_db") -> str:
