@@ -15,7 +15,7 @@ from .conffiles import FileDigests, write_command
 from .drift import operation
 from .errors import ConfigError
 from .facts import PSQL_USER, BackupState, RepositoryAccount, SystemdUnits
-from .hanodes import HaState
+from .hanodes import HaState, leading, wait_until
 from .pgbackrest import (
     ALL_UNITS,
     BACKUP_TYPES,
@@ -68,17 +68,7 @@ def leads(probe: str | None) -> bool:
     (the members share one stanza, and pgBackRest backs up a primary)."""
     if probe is None:
         return True
-    return ((host.get_fact(HaState, probe=probe).get("patroni") or {}).get("role")) in ("primary", "master")
-
-
-def _until_primary(port: int, seconds: int = 60) -> str:
-    """Shell: wait until the server answers out of recovery, or fail saying so."""
-    query = shlex.quote("SELECT pg_is_in_recovery()")
-    return (
-        f'i=0; until [ "$(psql -X -A -t -p {int(port)} -d postgres -c {query} 2>/dev/null)" = f ]; do '
-        f"i=$((i+1)); if [ $i -ge {seconds * 2} ]; then echo 'hearthdb: the leader is not a primary within "
-        f"{seconds} s' >&2; exit 1; fi; sleep 0.5; done; "
-    )
+    return leading(host.get_fact(HaState, probe=probe))
 
 
 @operation()
@@ -110,7 +100,9 @@ def stanza(backup: Backup, stanza: str, target: Cluster, probe: str | None = Non
     if entry is None or code in STANZA_MISSING:  # (also: pgBackRest not installed yet)
         show_plan("backup", [f"pgbackrest --stanza={stanza} stanza-create", "check", "first full backup"])
         # a leader Patroni has just promoted may still be ending recovery: pgBackRest wants a primary
-        ready = "" if probe is None else _until_primary(target.port)
+        query = shlex.quote("SELECT pg_is_in_recovery()")
+        primary = f'[ "$(psql -X -A -t -p {int(target.port)} -d postgres -c {query} 2>/dev/null)" = f ]'
+        ready = "" if probe is None else wait_until(primary, 60, "the leader out of recovery") + "; "
         yield as_postgres(
             f"set -e; {ready}pgbackrest --stanza={s} stanza-create; pgbackrest --stanza={s} check; "
             + backup_command(s, "full")

@@ -162,7 +162,12 @@ def service_file(
     yield StringCommand(script, _stdin=content)
 
 
-def _wait(condition: str, seconds: int, what: str, unit: str | None = None) -> str:
+def leading(st: dict[str, Any]) -> bool:
+    """Whether the HaState reading is of the member that leads (Patroni's role; "master" before 3.0)."""
+    return (st.get("patroni") or {}).get("role") in ("primary", "master")
+
+
+def wait_until(condition: str, seconds: int, what: str, unit: str | None = None) -> str:
     """Shell: poll `condition` every half second until it holds, or fail naming `what` (at once, with
     the end of its journal, when `unit` has failed)."""
     n = seconds * 2
@@ -223,7 +228,7 @@ def patroni_member(target: Cluster, probe: str, bootstrap: bool, rest_port: int,
         yield StringCommand(
             f"set -eu; pg_ctlcluster {target.shell_args} stop 2>/dev/null || true; {stop_debian}; "
             f"systemctl enable --now {unit}; "
-            + _wait(_rest_ok(rest_port, "primary"), 90, "Patroni leading", target.patroni_unit)
+            + wait_until(_rest_ok(rest_port, "primary"), 90, "Patroni leading", target.patroni_unit)
         )
         return
     key = f"{NAMESPACE}{scope}/initialize"
@@ -234,9 +239,11 @@ def patroni_member(target: Cluster, probe: str, bootstrap: bool, rest_port: int,
     show_plan("join the Patroni cluster", [f"copy the leader into {target.data_directory}, then stream"])
     yield StringCommand(
         "set -eu; "
-        + _wait(initialized, 180, "the cluster initialised by its first member")
+        + wait_until(initialized, 180, "the cluster initialised by its first member")
         + f"; {stop_debian}; systemctl enable --now {unit}; "
-        + _wait(_rest_ok(rest_port, "health"), 600, "this member running (copied from the leader)", target.patroni_unit)
+        + wait_until(
+            _rest_ok(rest_port, "health"), 600, "this member running (copied from the leader)", target.patroni_unit
+        )
     )
 
 
@@ -251,7 +258,7 @@ def dcs_config(desired: dict[str, Any], probe: str, rest_port: int):
     + rest_port: Patroni's REST port
     """
     st = host.get_fact(HaState, probe=probe)
-    if (st.get("patroni") or {}).get("role") not in ("primary", "master"):
+    if not leading(st):
         host.noop("dynamic configuration: set from the leader")
         return
     patch = dcs_patch(desired, st.get("config"))
@@ -283,7 +290,7 @@ def pending_restart(target: Cluster, probe: str, scope: str, leader: bool):
     """
     st = host.get_fact(HaState, probe=probe)
     me = st.get("patroni") or {}
-    is_leader = me.get("role") in ("primary", "master")
+    is_leader = leading(st)
     if not me.get("pending_restart") or is_leader != leader:
         host.noop("no restart pending")
         return
@@ -326,8 +333,7 @@ def switchover(target: Cluster, probe: str, scope: str, to: str):
     + to: the member that takes over
     """
     st = host.get_fact(HaState, probe=probe)
-    me = st.get("patroni") or {}
-    if me.get("role") not in ("primary", "master"):
+    if not leading(st):
         host.noop("not the leader: the leader hands over")
         return
     if host.name == to:
@@ -354,7 +360,7 @@ def switchover(target: Cluster, probe: str, scope: str, to: str):
     yield StringCommand(
         f"set -eu; patronictl -c {shlex.quote(target.patroni_config)} switchover {shlex.quote(scope)} "
         f"--leader {shlex.quote(host.name)} --candidate {shlex.quote(to)} --force >&2; "
-        + _wait(leader_is, 60, f"{to} leading and running")
+        + wait_until(leader_is, 60, f"{to} leading and running")
     )
 
 
