@@ -103,12 +103,13 @@ def validate(
     )
     if tls:
         checks.append(Check("tls", "", bool((st.get("server") or {}).get("ssl")), "ssl is off"))
+    # an HA member in recovery: it archives nothing and records nothing (the leader does both)
+    replica = ha is not None and probe is not None and (st.get("server") or {}).get("in_recovery") is True
     if backup is not None and stanza is not None:
         reading = read_backup_state(stanza, target)
-        standby = ha is not None and (st.get("server") or {}).get("in_recovery") is True
         checks += [
             Check(kind, stanza, ok, detail)
-            for kind, ok, detail in archive_checks(reading, backup, stanza, time.time(), replica=standby)
+            for kind, ok, detail in archive_checks(reading, backup, stanza, time.time(), replica=replica)
         ]
     owners = {n: d.owner for n, d in databases.items() if d.present and n != shared_database}
     pairs = login_pairs(roles, ai_databases, shared_database, int(run_id, 16), owners=owners)
@@ -138,14 +139,12 @@ def validate(
                 Check(name, kind, ok, detail)
                 for name, ok, detail in monitoring.exporter_checks(kind, answers.get(kind), managed, statements, stanza)
             ]
-    replica = False
     if ha is not None and probe is not None:
         hs = host.get_fact(HaState, probe=probe)
         units = hs.get("units") or {}
         runs = bool((units.get(target.patroni_unit) or {}).get("active"))
         runs = runs and not (units.get(target.postgresql_unit) or {}).get("enabled")
         checks.append(Check("ha_patroni", host.name, runs, "Patroni does not manage the cluster alone"))
-        replica = (st.get("server") or {}).get("in_recovery") is True
         if not replica:
             checks += [
                 Check(kind, ha.scope, ok, f"GET /cluster: {kind} false")
